@@ -1,0 +1,4 @@
+"""gear: analysis, timbre metric learning, reports and the command line."""
+from synth.errors import ParameterError
+
+__all__ = ["ParameterError"]

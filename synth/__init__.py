@@ -1,0 +1,39 @@
+"""synth: pure signal functions (the additive tone synthesiser, grids, presets).
+
+Nothing here imports from ``embeddings`` or ``gear``.
+"""
+from synth.errors import ParameterError
+from synth.grid import (
+    HZ_PER_BIN,
+    PARAMETERS,
+    PRESETS,
+    REFERENCE_N_SAMPLES,
+    REFERENCE_SAMPLE_RATE,
+    ToneSet,
+    compat_grid,
+    factorial_grid,
+    make_grid,
+    paper_grid,
+)
+from synth.io import PARAMETER_COLUMNS, read_parameters, write_dataset
+from synth.tones import hann_window, harmonic_tones, partial_amplitudes
+
+__all__ = [
+    "ParameterError",
+    "HZ_PER_BIN",
+    "PARAMETERS",
+    "PRESETS",
+    "REFERENCE_N_SAMPLES",
+    "REFERENCE_SAMPLE_RATE",
+    "ToneSet",
+    "compat_grid",
+    "factorial_grid",
+    "make_grid",
+    "paper_grid",
+    "PARAMETER_COLUMNS",
+    "read_parameters",
+    "write_dataset",
+    "hann_window",
+    "harmonic_tones",
+    "partial_amplitudes",
+]

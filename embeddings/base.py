@@ -117,8 +117,16 @@ class ModelSpec:
     load_kwargs: Tuple[Tuple[str, object], ...] = ()
 
     def missing_requirements(self) -> Tuple[str, ...]:
-        """Import names in :attr:`requires` that cannot be found here."""
-        return tuple(name for name in self.requires if importlib.util.find_spec(name) is None)
+        """Import names in :attr:`requires` (and the adapter module) that cannot be found here."""
+        missing = []
+        for name in self.requires + (self.module,):
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.append(name)
+        return tuple(missing)
 
     def weights(self, models_dir_path: Optional[Path] = None) -> WeightsStatus:
         if self.find_weights is None:

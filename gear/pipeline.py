@@ -25,6 +25,7 @@ import numpy as np
 
 import synth
 from embeddings import registry
+from embeddings.base import models_dir as embeddings_models_dir
 from embeddings.batch import embed_model
 from embeddings.cache import _atomic_write
 from gear import analysis
@@ -53,6 +54,22 @@ class GearConfig:
     n_bootstrap: int = 1000
     random_state: int = 0
     batch_size: int = 250
+
+    def validate(self, n_sounds: int) -> None:
+        """Check the settings against a tone set of ``n_sounds`` before any model runs."""
+        analysis._check_k(self.n_neighbors, n_sounds, "n_neighbors")
+        analysis._check_k(self.isomap_neighbors, n_sounds, "isomap_neighbors")
+        if self.scaling not in analysis.SCALINGS:
+            raise ParameterError(f"scaling={self.scaling!r}; choose one of {', '.join(analysis.SCALINGS)}")
+        for name, scale in self.scales.items():
+            if name not in PARAMETERS or scale not in analysis.PARAMETER_SCALES:
+                raise ParameterError(
+                    f"scales[{name!r}]={scale!r}; parameters are {PARAMETERS}, scales 'linear' or 'log'"
+                )
+        for name in ("n_bootstrap", "batch_size", "isomap_components"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParameterError(f"{name} must be a positive integer, got {value!r}")
 
     def tone_set(self) -> synth.ToneSet:
         with warnings.catch_warnings():
@@ -278,6 +295,9 @@ def run(
     """
     config = config or GearConfig()
     tone_set = config.tone_set()
+    config.validate(tone_set.n_sounds)
+    if models_dir is not None:
+        models_dir = embeddings_models_dir(models_dir)  # fails early on a missing folder
     if models is None:
         specs = registry.default_models(models_dir)
         if not specs:

@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= gear-results
+# Model files (e.g. YAMNet TFLite): $GEAR_MODELS_DIR, else ../shared/models when it exists.
+GEAR_MODELS_DIR ?= $(abspath $(wildcard ../shared/models))
+export GEAR_MODELS_DIR
 STAMP := $(VENV)/.gear-installed
 
 .PHONY: run test test-fast venv browser bench clean

@@ -110,7 +110,7 @@ def _cmd_report(args) -> int:
         if unknown:
             raise ParameterError(f"no stored results for {sorted(unknown)} in {args.results}")
         results = [r for r in results if r.name in args.models]
-    path = write_run_report(args.results, results, config.tone_set())
+    path = write_run_report(args.results, results, config.tone_set(), config=config)
     if not args.quiet:
         print(f"report: {path}")
     return 0

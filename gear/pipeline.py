@@ -244,10 +244,31 @@ def read_run_config(out_dir: os.PathLike) -> GearConfig:
     return GearConfig(**payload["config"])
 
 
-def write_run_report(out_dir: os.PathLike, results: Sequence[ModelResult], tone_set: synth.ToneSet, *, notes=()) -> Path:
-    """Write ``out_dir/report.html`` for ``results`` of ``tone_set``."""
+def write_run_report(
+    out_dir: os.PathLike,
+    results: Sequence[ModelResult],
+    tone_set: synth.ToneSet,
+    *,
+    config: Optional[GearConfig] = None,
+    notes=(),
+    **sections,
+) -> Path:
+    """Write ``out_dir/report.html`` for ``results`` of ``tone_set``.
+
+    ``sections`` are passed on to :func:`gear.report.write_report` (``extra_sections``,
+    ``per_model_sections``).
+    """
     from gear.report import write_report
 
+    config = config or GearConfig()
+    scales = ", ".join(f"{k} on a {v} scale" for k, v in config.scales.items())
+    notes = [
+        f"Tone set: preset '{tone_set.preset}', {tone_set.n_sounds} tones. Isomap: K = "
+        f"{config.isomap_neighbors} neighbours, {config.isomap_components} components. Scores: K = "
+        f"{config.n_neighbors} neighbours (self excluded), feature scaling '{config.scaling}'"
+        + (f", {scales}" if scales else "")
+        + f"; 95 % CIs from {config.n_bootstrap} bootstrap resamples."
+    ] + list(notes)
     parameters = tone_set.table(REPORT_SAMPLE_RATE)
     parameters = {k: parameters[k] for k in ("index", "f1_bins", "f1_hz", "alpha", "r")}
     return write_report(
@@ -257,7 +278,8 @@ def write_run_report(out_dir: os.PathLike, results: Sequence[ModelResult], tone_
         audio=tone_set.render(REPORT_SAMPLE_RATE),
         sample_rate=REPORT_SAMPLE_RATE,
         title="GEAR report",
-        notes=list(notes),
+        notes=notes,
+        **sections,
     )
 
 
@@ -335,5 +357,5 @@ def run(
     write_scores_csv(out_dir / "scores.csv", results)
     _write_run_json(out_dir, config, tone_set, [r.name for r in results])
     if report:
-        write_run_report(out_dir, results, tone_set, notes=notes)
+        write_run_report(out_dir, results, tone_set, config=config, notes=notes)
     return results

@@ -31,10 +31,7 @@ def test_synth_writes_wavs_and_parameters(tmp_path):
     assert {row["sample_rate"] for row in rows} == {"22050"}
 
 
-def test_run_writes_scores_and_results(tmp_path, fake_model, monkeypatch):
-    import gear.pipeline
-
-    monkeypatch.setattr(gear.pipeline, "write_run_report", lambda out, *a, **k: (out / "report.html").write_text("stub"))
+def test_run_writes_scores_and_results(tmp_path, fake_model):
     out = tmp_path / "out"
     argv = ["run", "--models", "fake", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
             "--n-alpha", "10", "--n-r", "10", "--isomap-neighbors", "10", "--neighbors", "5", "-q"]
@@ -44,6 +41,12 @@ def test_run_writes_scores_and_results(tmp_path, fake_model, monkeypatch):
     assert [(r["model"], r["parameter"]) for r in rows] == [("fake", "f1_hz"), ("fake", "alpha"), ("fake", "r")]
     assert {r["n"] for r in rows} == {"100", "90"}
     assert (out / "models" / "fake" / "embedding.npy").exists()
+    page = (out / "report.html").read_text()
+    assert "fake spectral model for tests" in page and "K = 5 neighbours" in page
+    # the report can be rebuilt from the stored results
+    (out / "report.html").unlink()
+    assert cli.main(["report", str(out), "-q"]) == 0
+    assert "fake spectral model for tests" in (out / "report.html").read_text()
     # rerun: cached, same numbers
     calls_before = len(fake_model)
     assert cli.main(argv) == 0

@@ -1,0 +1,364 @@
+"""The HTML report: standalone, offline, complete data, atomic write, clear errors.
+
+The page is read back here with the standard library's HTML parser and numpy alone
+(independently of gear.report's own encoders); tests/test_report_browser.py runs it in
+a real browser.
+"""
+import base64
+import html.parser
+import json
+import os
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.offline
+import pytest
+
+from gear import ParameterError
+from gear.report import figure_fragment, write_report
+from gear.results import ModelResult
+
+PARAMS = ("f1_hz", "alpha", "r")
+DTYPES = {"f8": "<f8", "f4": "<f4", "i4": "<i4", "i2": "<i2", "i1": "i1", "u1": "u1", "u2": "<u2", "u4": "<u4"}
+
+
+class _Page(html.parser.HTMLParser):
+    """Collects tags, their attributes and the text of <script>/<style> elements."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags = []
+        self.scripts = []  # (attrs, text)
+        self.styles = []
+        self._open = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag in ("script", "style"):
+            self._open = (tag, attrs, [])
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open[2].append(data)
+
+    def handle_endtag(self, tag):
+        if self._open is not None and tag == self._open[0]:
+            kind, attrs, parts = self._open
+            (self.scripts if kind == "script" else self.styles).append((attrs, "".join(parts)))
+            self._open = None
+
+
+def _parse(path):
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def _script(page, element_id):
+    found = [text for attrs, text in page.scripts if attrs.get("id") == element_id]
+    assert len(found) == 1, f"expected one <script id={element_id}>, found {len(found)}"
+    return found[0]
+
+
+def _payload(page):
+    return json.loads(_script(page, "gear-data"))
+
+
+def _decode(spec):
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=DTYPES[spec["dtype"]])
+
+
+def _data(n=30, n_models=2, seed=0, n_samples=64):
+    rng = np.random.default_rng(seed)
+    parameters = {
+        "index": np.arange(n) * 3 + 5,
+        "f1_hz": rng.uniform(180, 380, n),
+        "alpha": rng.uniform(0, 2, n),
+        "r": rng.uniform(0, 1, n),
+        "f1_bins": rng.integers(12, 25, n).astype(float),
+        "sample_rate": np.full(n, 16000),  # extra columns (as in ToneSet.table) are ignored
+    }
+    parameters["alpha"][0] = 0.0
+    audio = rng.uniform(-1, 1, (n, n_samples)).astype(np.float32)
+    audio[0, :4] = [1.0, -1.0, 0.0, 0.5 / 32767]
+    results = []
+    for k in range(n_models):
+        log_ratios = {key: rng.normal(size=n) for key in PARAMS}
+        log_ratios["alpha"][0] = np.nan
+        scores = []
+        for key in PARAMS:
+            values = np.abs(log_ratios[key][np.isfinite(log_ratios[key])])
+            scores.append(
+                dict(parameter=key, median_abs_log_ratio=float(np.median(values)), iqr=0.5, ci_low=0.1,
+                     ci_high=0.9, n=int(values.size), chance=0.7)
+            )
+        results.append(
+            ModelResult(
+                name=f"model-{k}",
+                description=f"model number {k}",
+                isomap=rng.normal(size=(n, 3)),
+                log_ratios=log_ratios,
+                scores=scores,
+                warnings=[f"warning of model {k}"] if k % 2 else [],
+                n_components=1,
+                embedding_dim=10 + k,
+            )
+        )
+    return results, parameters, audio
+
+
+@pytest.fixture
+def written(tmp_path):
+    results, parameters, audio = _data()
+    path = write_report(tmp_path / "report.html", results, parameters=parameters, audio=audio, sample_rate=16000)
+    return path, results, parameters, audio
+
+
+def test_writes_one_standalone_file(written):
+    path, results, _, _ = written
+    assert path.is_file() and path.name == "report.html"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    plotly_js = plotly.offline.get_plotlyjs()
+    # plotly.js embedded exactly once, whatever the number of figures
+    assert text.count(plotly_js[:300]) == 1 and text.count(plotly_js[-300:]) == 1
+    assert len(results) == 2
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_no_network_references(written):
+    path = written[0]
+    page = _parse(path)
+    remote = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+    for tag, attrs in page.tags:
+        for key in ("src", "href", "srcset", "poster", "data"):
+            value = attrs.get(key)
+            if value is None:
+                continue
+            if tag == "a" and key == "href":
+                assert value.startswith("#"), f"link {value!r} leaves the page"
+            else:
+                assert not remote.match(value), f"<{tag} {key}={value!r}> loads from the network"
+        assert not (tag == "script" and "src" in attrs), "scripts must be inline"
+        assert not (tag == "link" and "stylesheet" in attrs.get("rel", "")), "styles must be inline"
+    for _, css in page.styles:
+        assert "@import" not in css and not re.search(r"url\(\s*['\"]?\s*(https?:)?//", css)
+        assert "@font-face" not in css
+    # outside plotly.js itself (which names URLs it would only use for map traces), no URL at all
+    text = path.read_text(encoding="utf-8").replace(plotly.offline.get_plotlyjs(), "")
+    assert len(text) < path.stat().st_size - 4_000_000
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text, re.IGNORECASE), re.search(
+        r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text, re.IGNORECASE)
+
+
+def test_one_trace_per_model_with_all_points(written):
+    path, results, _, _ = written
+    payload = _payload(_parse(path))
+    assert [m["name"] for m in payload["models"]] == [r.name for r in results]
+    assert payload["n_sounds"] == 30
+    for model, result in zip(payload["models"], results):
+        traces = model["figure"]["data"]
+        assert len(traces) == 1 and traces[0]["type"] == "scatter3d"
+        coordinates = np.stack([_decode(traces[0][axis]) for axis in "xyz"], axis=1)
+        assert coordinates.shape == (30, 3)
+        np.testing.assert_allclose(coordinates, result.isomap, rtol=1e-6, atol=1e-6)
+        assert traces[0]["marker"]["colorscale"][0][1].lower() in ("rgb(5,48,97)", "#053061")  # RdBu_r: blue low
+        assert "customdata" in traces[0]["hovertemplate"]
+        # every div the script draws into exists in the page
+        assert f"id='{model['id']}-scatter'" in path.read_text(encoding="utf-8")
+
+
+def test_distributions_hold_the_finite_log_ratios(written):
+    path, results, _, _ = written
+    boxes = _payload(_parse(path))["distributions"]["data"]
+    assert len(boxes) == len(PARAMS) * len(results)
+    for k, box in enumerate(boxes):
+        parameter, result = PARAMS[k // len(results)], results[k % len(results)]
+        assert box["type"] == "box" and box["name"] == result.name
+        expected = result.log_ratios[parameter]
+        expected = expected[np.isfinite(expected)]
+        np.testing.assert_allclose(_decode(box["y"]), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_parameters_round_trip(written):
+    path, _, parameters, _ = written
+    stored = _payload(_parse(path))["parameters"]
+    assert set(stored) == {"index", "f1_hz", "alpha", "r", "f1_bins"}
+    for key, spec in stored.items():
+        np.testing.assert_array_equal(_decode(spec), parameters[key])
+    assert stored["index"]["dtype"] == "i4"
+
+
+def test_audio_round_trip(written):
+    path, _, _, audio = written
+    page = _parse(path)
+    payload = _payload(page)
+    assert payload["audio"]["encoding"] == "pcm_s16le" and payload["sample_rate"] == 16000
+    pcm = np.frombuffer(base64.b64decode(_script(page, payload["audio"]["element"])), dtype="<i2")
+    decoded = pcm.reshape(payload["n_sounds"], payload["n_samples"]) / payload["audio"]["scale"]
+    assert decoded.shape == audio.shape
+    np.testing.assert_allclose(decoded, audio, rtol=0, atol=0.5 / 32767 + 1e-7)
+    assert pcm[0] == 32767 and pcm[1] == -32767 and pcm[2] == 0 and pcm[3] in (0, 1)
+
+
+def test_audio_can_be_left_out(tmp_path):
+    results, parameters, _ = _data()
+    path = write_report(tmp_path / "r.html", results, parameters=parameters, audio=None, sample_rate=16000)
+    page = _parse(path)
+    assert _payload(page)["audio"] is None
+    assert not [attrs for attrs, _ in page.scripts if attrs.get("id") == "gear-audio"]
+
+
+def test_page_size_is_dominated_by_plotly_and_audio(tmp_path):
+    results, parameters, audio = _data(n=200, n_samples=1024, n_models=3)
+    path = write_report(tmp_path / "r.html", results, parameters=parameters, audio=audio, sample_rate=16000)
+    audio_bytes = 4 * -(-audio.size * 2 // 3)  # base64 of int16
+    overhead = path.stat().st_size - len(plotly.offline.get_plotlyjs()) - audio_bytes
+    assert 0 < overhead < 300_000, overhead
+
+
+def test_scores_warnings_and_sections_are_shown(tmp_path):
+    results, parameters, audio = _data(n_models=3)
+    results[1].warnings = ["<b>graph</b> is disconnected"] * 3
+    results[0].name = "naive & <co>"
+    fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]))
+    path = write_report(
+        tmp_path / "r.html",
+        results,
+        parameters=parameters,
+        audio=audio,
+        sample_rate=16000,
+        title="My <GEAR> run",
+        notes=["K = 40"],
+        extra_sections=[("Cards", figure_fragment(fig, div_id="card-fig"))],
+        per_model_sections={"model-1": [("Disentanglement", "<p id='per-model-p'>card</p>")]},
+    )
+    text = path.read_text(encoding="utf-8")
+    page = _parse(path)
+    assert "<title>My &lt;GEAR&gt; run</title>" in text
+    assert "naive &amp; &lt;co&gt;" in text and "naive & <co>" not in text.split("<script id='gear-data'")[0]
+    # the warning is escaped, shown once with its count, and flagged in the score table
+    assert text.count("&lt;b&gt;graph&lt;/b&gt; is disconnected") == 1 and "(×3)" in text
+    assert "<b>graph</b>" not in text
+    assert "class='warn-flag'" in text
+    # one table row per (model, parameter) in the summary table
+    summary = text.split("<table class='scores'>")[1].split("</table>")[0]
+    assert summary.count("<tr") == 1 + len(results) * len(PARAMS)
+    for result in results:
+        for row in result.scores:
+            assert f"{row['median_abs_log_ratio']:.3g}"[:4] in summary
+    assert "K = 40" in text
+    assert 'id="card-fig"' in text and "Plotly.newPlot" in text
+    # the per-model fragment sits inside model-1's section, before the next model's
+    section = text.split("data-model='model-1'")[1].split("data-model='model-2'")[0]
+    assert "id='per-model-p'" in section
+    assert any(tag == "p" and attrs.get("id") == "per-model-p" for tag, attrs in page.tags)
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    results, parameters, audio = _data()
+    path = tmp_path / "report.html"
+    path.write_text("previous report")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_report(path, results, parameters=parameters, audio=audio, sample_rate=16000)
+    assert path.read_text() == "previous report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+    monkeypatch.undo()
+    write_report(path, results, parameters=parameters, audio=audio, sample_rate=16000)
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_creates_missing_folders(tmp_path):
+    results, parameters, audio = _data()
+    path = write_report(tmp_path / "a" / "b" / "r.html", results, parameters=parameters, audio=audio,
+                        sample_rate=16000)
+    assert path.is_file()
+
+
+def _bad_cases():
+    def case(match, **change):
+        return pytest.param(change, match, id=match.split()[0] + "-" + "-".join(change))
+
+    return [
+        case("has 29 values", parameters=lambda p: {**p, "alpha": p["alpha"][:-1]}),
+        case("lack", parameters=lambda p: {k: v for k, v in p.items() if k != "r"}),
+        case("must be 1-D", parameters=lambda p: {**p, "r": p["r"][:, None]}),
+        case("not finite", parameters=lambda p: {**p, "f1_hz": np.where(np.arange(30) == 4, np.nan, p["f1_hz"])}),
+        case("integers", parameters=lambda p: {**p, "index": p["index"] + 0.5}),
+        case("dict of 1-D arrays", parameters=lambda p: list(p.values())),
+        case("shape \\(n_sounds, 3\\)", results=lambda r: _with(r, 0, isomap=r[0].isomap[:, :2])),
+        case("isomap has 29 rows", results=lambda r: _with(r, 1, isomap=r[1].isomap[:-1])),
+        case("isomap contains NaN", results=lambda r: _with(r, 0, isomap=np.full((30, 3), np.nan))),
+        case("log_ratios 'r' has 31", results=lambda r: _with(r, 0, log_ratios={**r[0].log_ratios, "r": np.zeros(31)})),
+        case("lacks \\['chance'\\]", results=lambda r: _with(r, 0, scores=[{k: v for k, v in r[0].scores[0].items() if k != "chance"}])),
+        case("appears twice", results=lambda r: [r[0], r[0]]),
+        case("results is empty", results=lambda r: []),
+        case("ModelResult", results=lambda r: [{"name": "x"}]),
+        case("must be 2-D", audio=lambda a: a[0]),
+        case("audio has 29 rows", audio=lambda a: a[:-1]),
+        case("floating point", audio=lambda a: (a * 32767).astype(np.int16)),
+        case("peak of 2", audio=lambda a: a * 2),
+        case("NaN or inf", audio=lambda a: np.where(a > 0.9, np.nan, a)),
+        case("sample_rate=0", sample_rate=lambda s: 0),
+        case("sample_rate must be a number", sample_rate=lambda s: "fast"),
+        case("loads an external resource", extra_sections=lambda e: [("CDN", "<script src='https://cdn.x/y.js'></script>")]),
+        case("loads an external resource", extra_sections=lambda e: [("font", "<style>@import url(//fonts.x/css);</style>")]),
+        case("\\(title, html\\) pairs", extra_sections=lambda e: ["just a string"]),
+        case("not in results", per_model_sections=lambda e: {"nope": [("t", "<p></p>")]}),
+    ]
+
+
+def _with(results, k, **change):
+    results = list(results)
+    fields = dict(vars(results[k]))
+    fields.update(change)
+    results[k] = ModelResult(**fields)
+    return results
+
+
+@pytest.mark.parametrize("change, match", _bad_cases())
+def test_bad_input_raises_parameter_error(tmp_path, change, match):
+    results, parameters, audio = _data()
+    kwargs = dict(parameters=parameters, audio=audio, sample_rate=16000, extra_sections=(), per_model_sections=None)
+    for key, make in change.items():
+        if key == "results":
+            results = make(results)
+        else:
+            kwargs[key] = make(kwargs[key])
+    path = tmp_path / "r.html"
+    with pytest.raises(ParameterError, match=match):
+        write_report(path, results, **kwargs)
+    assert not path.exists()
+
+
+def test_path_that_is_a_folder_raises(tmp_path):
+    results, parameters, audio = _data()
+    with pytest.raises(ParameterError, match="is a folder"):
+        write_report(tmp_path, results, parameters=parameters, audio=audio, sample_rate=16000)
+
+
+def test_figure_fragment_has_no_plotly_js():
+    fragment = figure_fragment(go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), div_id="frag", height=300)
+    assert "id=\"frag\"" in fragment and "Plotly.newPlot" in fragment
+    assert len(fragment) < 100_000  # plotly.js (~4.8 MB) is not in it
+    with pytest.raises(ParameterError, match="plotly Figure"):
+        figure_fragment("not a figure")
+
+
+def test_model_without_scores_or_log_ratios_still_listed(tmp_path):
+    results, parameters, audio = _data(n_models=2)
+    results = _with(results, 1, scores=[], log_ratios={})
+    path = write_report(tmp_path / "r.html", results, parameters=parameters, audio=audio, sample_rate=16000)
+    text = path.read_text(encoding="utf-8")
+    summary = text.split("<table class='scores'>")[1].split("</table>")[0]
+    assert "model-1" in summary and "no scores" in summary
+    boxes = _payload(_parse(path))["distributions"]["data"]
+    assert [box["name"] for box in boxes] == ["model-0"] * len(PARAMS)

@@ -45,6 +45,10 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gear"
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -53,6 +57,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -61,7 +66,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def fingerprint_path(path: Optional[os.PathLike]) -> str:
-    """SHA-256 of a weights file's bytes (or of every file under a folder, with names).
+    """SHA-256 of a weights file's bytes (for a folder: of every file's relative name and
+    bytes, in sorted order).
 
     Returns ``"none"`` for no path.
     """
@@ -73,7 +79,8 @@ def fingerprint_path(path: Optional[os.PathLike]) -> str:
     digest = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
-        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
+        if file != path:
+            digest.update(str(file.relative_to(path)).encode())
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)

@@ -58,6 +58,8 @@ def _cmd_run(args) -> int:
         n_bootstrap=args.n_bootstrap,
         batch_size=args.batch_size,
     )
+    from gear.submission import refresh_outputs
+
     results = run(
         args.models or None,
         out_dir=args.out,
@@ -66,7 +68,10 @@ def _cmd_run(args) -> int:
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         progress=_progress_factory(not args.quiet),
+        report=False,
     )
+    # scores.csv, leaderboard and report over every result stored in OUT (added submissions too)
+    refresh_outputs(args.out)
     if not args.quiet:
         print(_scores_table(results))
         print(f"\nreport: {Path(args.out) / 'report.html'}\nscores: {Path(args.out) / 'scores.csv'}")
@@ -102,15 +107,19 @@ def _cmd_synth(args) -> int:
 
 def _cmd_report(args) -> int:
     from gear.pipeline import load_results, read_run_config, write_run_report
+    from gear.submission import refresh_outputs
 
     config = read_run_config(args.results)
-    results = load_results(args.results)
     if args.models:
+        results = load_results(args.results)
         unknown = set(args.models) - {r.name for r in results}
         if unknown:
             raise ParameterError(f"no stored results for {sorted(unknown)} in {args.results}")
         results = [r for r in results if r.name in args.models]
-    path = write_run_report(args.results, results, config.tone_set(), config=config)
+        path = write_run_report(args.results, results, config.tone_set(), config=config)
+    else:
+        refresh_outputs(args.results)
+        path = Path(args.results) / "report.html"
     if not args.quiet:
         print(f"report: {path}")
     return 0
@@ -194,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         timbre_cli = None
     if timbre_cli is not None and hasattr(timbre_cli, "add_subparsers"):
         timbre_cli.add_subparsers(sub)
+    from gear import submission_cli
+
+    submission_cli.add_subparsers(sub)
     return parser
 
 

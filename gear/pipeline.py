@@ -227,7 +227,7 @@ def load_results(out_dir: os.PathLike) -> List[ModelResult]:
     return results
 
 
-def _write_run_json(out_dir: Path, config: GearConfig, tone_set: synth.ToneSet, models: Sequence[str]) -> None:
+def write_run_json(out_dir: Path, config: GearConfig, tone_set: synth.ToneSet, models: Sequence[str]) -> None:
     payload = {
         "config": dataclasses.asdict(config),
         "tone_set": tone_set.config(),
@@ -283,6 +283,24 @@ def write_run_report(
     )
 
 
+def _check_consistent_with_stored(out_dir: Path, config: GearConfig, tone_set, names) -> None:
+    """Refuse to mix results of different settings in one results directory."""
+    path = out_dir / "run.json"
+    if not path.exists():
+        return
+    stored = json.loads(path.read_text())
+    current = json.loads(json.dumps({"config": dataclasses.asdict(config), "tone_set": tone_set.config()}, default=_json_default))
+    if stored.get("config") == current["config"] and stored.get("tone_set") == current["tone_set"]:
+        return
+    models = out_dir / "models"
+    others = sorted(p.name for p in models.iterdir() if p.is_dir() and p.name not in names) if models.is_dir() else []
+    if others:
+        raise ParameterError(
+            f"{str(out_dir)!r} holds results made with other settings ({', '.join(others)}); "
+            f"write to another --out, or `gear remove` those results first"
+        )
+
+
 def run(
     models: Optional[Sequence[str]] = None,
     *,
@@ -327,6 +345,7 @@ def run(
     else:
         specs = [registry.get_spec(name) for name in models]
     out_dir = Path(out_dir)
+    _check_consistent_with_stored(out_dir, config, tone_set, [spec.name for spec in specs])
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     notes = []
@@ -355,7 +374,7 @@ def run(
     if not results:
         raise ParameterError("no model could run; see `gear models` for what is missing")
     write_scores_csv(out_dir / "scores.csv", results)
-    _write_run_json(out_dir, config, tone_set, [r.name for r in results])
+    write_run_json(out_dir, config, tone_set, [r.name for r in results])
     if report:
         write_run_report(out_dir, results, tone_set, config=config, notes=notes)
     return results

@@ -88,3 +88,16 @@ def test_errors_are_reported_clearly(tmp_path, fake_model, capsys, argv, message
     argv = [a.replace("{tmp}", str(tmp_path / "x")) for a in argv]
     assert cli.main(argv + (["-q"] if argv[0] in ("run", "report", "synth") else [])) == 2
     assert message in capsys.readouterr().err
+
+
+def test_run_refuses_to_mix_settings_with_stored_results(tmp_path, fake_model):
+    from gear import pipeline
+
+    small = dict(isomap_neighbors=8, n_neighbors=4, n_bootstrap=20)
+    pipeline.run(["fake"], out_dir=tmp_path, config=pipeline.GearConfig(grid_kwargs=dict(n_alpha=5, n_r=5), **small), cache_dir=tmp_path / "c", report=False)
+    (tmp_path / "models" / "other").mkdir()
+    other_settings = pipeline.GearConfig(grid_kwargs=dict(n_alpha=6, n_r=5), **small)
+    with pytest.raises(synth.ParameterError, match=r"other settings \(other\)"):
+        pipeline.run(["fake"], out_dir=tmp_path, config=other_settings, cache_dir=tmp_path / "c", report=False)
+    # the same settings rerun fine
+    pipeline.run(["fake"], out_dir=tmp_path, config=pipeline.GearConfig(grid_kwargs=dict(n_alpha=5, n_r=5), **small), cache_dir=tmp_path / "c", report=False)

@@ -100,6 +100,159 @@ _SPECS: List[ModelSpec] = [
         default=False,
         load_kwargs=(("capacity", "tiny"),),
     ),
+    ModelSpec(
+        name="yamnet-tflite",
+        module="embeddings.yamnet",
+        description="YAMNet (AudioSet) official TF-Hub model as TFLite, dynamic int8 weights: "
+        "global-average-pool tensor, 1024-d, 16 kHz (quantised approximation of YAMNet)",
+        requires=("ai_edge_litert",),
+        find_weights=_in_models_dir("yamnet/yamnet_official_dynamic_int8.tflite"),
+        default=True,
+    ),
+    ModelSpec(
+        name="yamnet-tflite-mobile",
+        module="embeddings.yamnet",
+        description="YAMNet mobile variant (int8 weights and activations, ReLU6) as TFLite: "
+        "dequantised layer-28 reduce_mean tensor, 1024-d, 16 kHz",
+        requires=("ai_edge_litert",),
+        find_weights=_in_models_dir("yamnet/yamnet_mobile_int8_with_metadata.tflite"),
+        default=False,
+    ),
+    ModelSpec(
+        name="yamnet-hub",
+        module="embeddings.yamnet",
+        description="YAMNet through tensorflow_hub.load: needs a local SavedModel of google/yamnet/1 "
+        "in <models-dir>/yamnet/yamnet_savedmodel/ (not shipped); 1024-d, 16 kHz",
+        requires=("tensorflow",),
+        find_weights=_in_models_dir("yamnet/yamnet_savedmodel"),
+        default=False,
+    ),
+    ModelSpec(
+        name="aisfx",
+        module="embeddings.aisfx",
+        description="aiSFX (Ma et al., ISMIR 2022) sound-effects CNN, weights from the aisfx wheel: "
+        "512-d per 2.3 s block, 44.1 kHz",
+        requires=("torch", "aisfx"),
+        find_weights=_in_wheel("aisfx", "models", "checkpoint.pth"),
+        default=True,
+    ),
+    ModelSpec(
+        name="musicnn-mtt",
+        module="embeddings.musicnn",
+        description="musicnn MTT (Pons & Serra 2019) via TensorFlow, weights from the musicnn wheel: "
+        "penultimate layer, 200-d per 3 s patch, 16 kHz",
+        requires=("tensorflow", "tf_keras", "musicnn", "librosa"),
+        find_weights=_in_wheel("musicnn", "MTT_musicnn"),
+        default=False,
+        load_kwargs=(("model_name", "MTT_musicnn"),),
+    ),
+    ModelSpec(
+        name="resemblyzer",
+        module="embeddings.resemblyzer",
+        description="Resemblyzer GE2E speaker encoder (VAD bypassed), weights from its wheel: "
+        "256-d per 1.6 s partial, 16 kHz",
+        requires=("torch", "resemblyzer", "webrtcvad", "librosa"),
+        find_weights=_in_wheel("resemblyzer", "pretrained.pt"),
+        default=False,
+    ),
+    ModelSpec(
+        name="basic-pitch",
+        module="embeddings.basic_pitch",
+        description="Basic Pitch (Spotify, ICASSP 2022) ONNX model from its wheel: contour+note+onset "
+        "posteriorgrams, 440-d per 11.6 ms frame, 22.05 kHz",
+        requires=("onnxruntime", "basic_pitch"),
+        find_weights=_in_wheel("basic_pitch", "saved_models", "icassp_2022", "nmp.onnx"),
+        default=False,
+    ),
+    ModelSpec(
+        name="openl3",
+        module="embeddings.openl3",
+        description="OpenL3 (Cramer et al. 2019) mel256/music, PyTorch port of the audio network: "
+        "6144-d per 1 s window, 48 kHz; needs openl3_audio_mel256_music.h5 (marl/openl3) or a "
+        "torchopenl3 .pth.tar in <models-dir>/openl3/ (not shipped)",
+        requires=("torch", "librosa"),
+        find_weights=_in_models_dir(
+            "openl3/openl3_audio_mel256_music.h5",
+            "openl3/torchopenl3_mel256_music_6144.pth.tar",
+            "openl3/torchopenl3_mel256_music_512.pth.tar",
+        ),
+        default=False,
+        load_kwargs=(("input_repr", "mel256"), ("embedding_size", 6144)),
+    ),
+    ModelSpec(
+        name="openl3-512",
+        module="embeddings.openl3",
+        description="OpenL3 mel256/music with the 512-d pooling (as marl/openl3-hear), 48 kHz; "
+        "same weights files as 'openl3'",
+        requires=("torch", "librosa"),
+        find_weights=_in_models_dir(
+            "openl3/openl3_audio_mel256_music.h5",
+            "openl3/torchopenl3_mel256_music_512.pth.tar",
+            "openl3/torchopenl3_mel256_music_6144.pth.tar",
+        ),
+        default=False,
+        load_kwargs=(("input_repr", "mel256"), ("embedding_size", 512)),
+    ),
+    ModelSpec(
+        name="openl3-env",
+        module="embeddings.openl3",
+        description="OpenL3 mel256/env (environmental sounds), 6144-d, 48 kHz; needs "
+        "openl3_audio_mel256_env.h5 or torchopenl3_mel256_env_6144.pth.tar in <models-dir>/openl3/",
+        requires=("torch", "librosa"),
+        find_weights=_in_models_dir(
+            "openl3/openl3_audio_mel256_env.h5",
+            "openl3/torchopenl3_mel256_env_6144.pth.tar",
+            "openl3/torchopenl3_mel256_env_512.pth.tar",
+        ),
+        default=False,
+        load_kwargs=(("input_repr", "mel256"), ("embedding_size", 6144)),
+    ),
+    ModelSpec(
+        name="hybrid-byols",
+        module="embeddings.byols",
+        description="Hybrid BYOL-S/CvT (Elbanna et al. 2022, serab-byols), log-mel normalised over the "
+        "batch as its HEAR code: 2048-d, 16 kHz; needs the cvt_..._osandbyolaloss6373_... .pth "
+        "checkpoint in <models-dir>/byols/ (not shipped)",
+        requires=("torch", "librosa"),
+        find_weights=_in_models_dir(
+            "byols/cvt_s1-d1-e64_s2-d1-e256_s3-d1-e512_BYOLAs64x96-osandbyolaloss6373-e100-bs256-lr0003-rs42.pth"
+        ),
+        default=False,
+        load_kwargs=(("model_name", "cvt"),),
+    ),
+    ModelSpec(
+        name="byols",
+        module="embeddings.byols",
+        description="BYOL-S/AudioNTT2020 (Elbanna et al. 2022, serab-byols), batch-normalised log-mel: "
+        "2048-d, 16 kHz; needs default2048_BYOLAs64x96-2105311814-e100-bs256-lr0003-rs42.pth in "
+        "<models-dir>/byols/ (not shipped)",
+        requires=("torch", "librosa"),
+        find_weights=_in_models_dir("byols/default2048_BYOLAs64x96-2105311814-e100-bs256-lr0003-rs42.pth"),
+        default=False,
+        load_kwargs=(("model_name", "default"),),
+    ),
+    ModelSpec(
+        name="wav2vec2",
+        module="embeddings.wav2vec2",
+        description="wav2vec2 large (facebook/wav2vec2-large-100k-voxpopuli) as hearbaseline.wav2vec2: "
+        "last hidden state, layer norms over the batch, 1024-d every 20 ms, 16 kHz; needs the "
+        "Hugging Face folder in <models-dir>/wav2vec2/ (not shipped)",
+        requires=("torch", "transformers"),
+        find_weights=_in_models_dir(
+            "wav2vec2/wav2vec2-large-100k-voxpopuli/config.json", "wav2vec2/config.json"
+        ),
+        default=False,
+    ),
+    ModelSpec(
+        name="gura-fusion-cat-xwc",
+        module="embeddings.gura",
+        description="GURA fusion_cat_xwc (HEAR 2021): HuBERT-xlarge + wav2vec2-large (mean of hidden "
+        "states) + CREPE full, interleaved, 3072-d, 16 kHz; needs hubert-xlarge-ll60k/ and "
+        "wav2vec2-large-960h-lv60-self/ in <models-dir>/gura/ (not shipped)",
+        requires=("torch", "transformers", "torchcrepe"),
+        find_weights=_in_models_dir("gura"),
+        default=False,
+    ),
 ]
 
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

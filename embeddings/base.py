@@ -24,7 +24,7 @@ import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 from synth.errors import ParameterError
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from embeddings.base import ParameterError
-from embeddings.yamnet import PAD_MODES, as_audio_batch, pad_to_window
+from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
 
 __all__ = [
     "SAMPLE_RATE",
@@ -145,7 +145,7 @@ def load_model(
 
 
 def _run(audio, model: BasicPitchModel, function: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    array = as_audio_batch(audio, function=function)
+    array = as_audio_array(audio, model_name=function)
     n_sounds, n_samples = array.shape
     padded, offset = pad_to_window(array, MIN_SAMPLES, mode=model.pad_mode)
     length = padded.shape[1]

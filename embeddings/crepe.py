@@ -48,7 +48,7 @@ from typing import Tuple
 
 import torch
 
-from embeddings.dsp import as_audio_batch
+from embeddings.audio import as_audio_batch
 from synth.errors import ParameterError
 
 __all__ = [

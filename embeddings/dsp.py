@@ -35,12 +35,12 @@ import librosa
 import numpy as np
 import torch
 
+from embeddings.audio import as_audio_batch
 from synth.errors import ParameterError
 
 __all__ = [
     "REPRESENTATIONS",
     "DSPRepresentation",
-    "as_audio_batch",
     "load_model",
     "get_scene_embeddings",
     "get_timestamp_embeddings",
@@ -55,64 +55,6 @@ _DESCRIPTOR_NAMES = (
     + tuple(f"spectral_contrast_band{k}_db" for k in range(6))
     + ("spectral_flatness", "spectral_rolloff_hz", "zero_crossing_rate")
 )
-
-
-def as_audio_batch(audio, *, model_name: str = "model") -> torch.Tensor:
-    """Check a HEAR audio batch and return it as a float32 CPU-or-device ``torch.Tensor``.
-
-    Parameters
-    ----------
-    audio : torch.Tensor or np.ndarray, shape (n_sounds, n_samples)
-        Mono audio, one sound per row, at the model's sample rate.
-    model_name : str
-        Named in error messages.
-
-    Returns
-    -------
-    torch.Tensor, shape (n_sounds, n_samples), float32
-        On the device of ``audio`` (numpy input gives a CPU tensor).
-
-    Raises
-    ------
-    ParameterError
-        If ``audio`` is not 2-D, not floating point (integer PCM, complex), has no samples or
-        holds NaN or inf.
-    """
-    if isinstance(audio, torch.Tensor):
-        tensor = audio.detach()
-    else:
-        try:
-            array = np.asarray(audio)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(
-                f"{model_name}: audio must be an array of shape (n_sounds, n_samples), got "
-                f"{type(audio).__name__} ({exc})"
-            ) from None
-        if array.dtype.kind != "f":
-            raise ParameterError(
-                f"{model_name}: audio must hold floating-point samples in [-1, 1], got dtype "
-                f"{array.dtype}; convert integer PCM first (e.g. int16: x / 32768)"
-            )
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    if not tensor.is_floating_point():
-        raise ParameterError(
-            f"{model_name}: audio must hold floating-point samples in [-1, 1], got dtype "
-            f"{tensor.dtype}; convert integer PCM first (e.g. int16: x / 32768)"
-        )
-    if tensor.ndim != 2:
-        raise ParameterError(
-            f"{model_name}: audio must be 2-D (n_sounds, n_samples), got shape "
-            f"{tuple(tensor.shape)}; for one sound use audio[None, :]"
-        )
-    if tensor.shape[1] == 0:
-        raise ParameterError(f"{model_name}: audio has 0 samples per sound; pass at least one sample")
-    tensor = tensor.to(torch.float32)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ParameterError(
-            f"{model_name}: audio contains NaN or inf; replace them (e.g. numpy.nan_to_num) "
-            f"before embedding"
-        )
-    return tensor
 
 
 class DSPRepresentation:

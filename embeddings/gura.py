@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from embeddings import crepe as crepe_module
-from embeddings.dsp import as_audio_batch
+from embeddings.audio import as_audio_batch
 from embeddings.wav2vec2 import (
     frame_geometry,
     frame_timestamps_ms,

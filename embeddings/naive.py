@@ -24,10 +24,9 @@ from collections.abc import Mapping
 from typing import Tuple
 
 import librosa
-import numpy as np
 import torch
 
-from embeddings.dsp import as_audio_batch
+from embeddings.audio import as_audio_batch
 from synth.errors import ParameterError
 
 __all__ = [

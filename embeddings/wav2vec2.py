@@ -41,7 +41,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from embeddings.dsp import as_audio_batch
+from embeddings.audio import as_audio_batch
 from synth.errors import ParameterError
 
 __all__ = [

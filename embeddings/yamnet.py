@@ -35,15 +35,14 @@ Timestamps are patch centres in milliseconds, in the coordinates of the unpadded
 padded short sound gets one timestamp, at its own centre). The scene embedding is the mean
 of the patch embeddings.
 
-The helpers :func:`as_audio_batch`, :func:`pad_to_window` and :func:`frame_patches` are
-shared by the other adapters of this package.
+Input checks, padding and patching come from :mod:`embeddings.audio`, which the other adapters
+of this package share.
 """
 from __future__ import annotations
 
 import csv
 import importlib
 import importlib.util
-import math
 import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -51,6 +50,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from embeddings.audio import PAD_MODES, as_audio_array, frame_patches, pad_to_window
 from embeddings.base import ParameterError, models_dir
 
 __all__ = [
@@ -58,13 +58,9 @@ __all__ = [
     "PATCH_SAMPLES",
     "PATCH_HOP_SAMPLES",
     "EMBEDDING_SIZE",
-    "PAD_MODES",
     "OFFICIAL_EMBEDDING_TENSOR",
     "MOBILE_EMBEDDING_TENSOR",
     "TFLITE_FILES",
-    "as_audio_batch",
-    "pad_to_window",
-    "frame_patches",
     "find_tensor_by_name",
     "load_model",
     "get_scene_embeddings",
@@ -80,7 +76,6 @@ PATCH_HOP_SAMPLES = 7680
 EMBEDDING_SIZE = 1024
 N_CLASSES = 521
 #: Rules for padding a sound shorter than the model's window.
-PAD_MODES = ("center", "repeat")
 
 OFFICIAL_EMBEDDING_TENSOR = "yamnet_frames/global_average_pooling2d/Mean"
 MOBILE_EMBEDDING_TENSOR = "reduce_mean"
@@ -96,108 +91,6 @@ CLASS_MAP_FILE = "yamnet_class_map.csv"
 # ----------------------------------------------------------------------------------------
 # helpers shared by the adapters
 # ----------------------------------------------------------------------------------------
-def as_audio_batch(audio, *, function: str = "get_scene_embeddings") -> np.ndarray:
-    """Check a HEAR audio batch and return it as a float32 numpy array.
-
-    Parameters
-    ----------
-    audio : torch.Tensor, shape (n_sounds, n_samples), float32
-        Sounds in [-1, 1] at the model's sample rate.
-    function : str
-        Name of the calling function, for the error message.
-
-    Returns
-    -------
-    np.ndarray, shape (n_sounds, n_samples), float32
-
-    Raises
-    ------
-    ParameterError
-        If ``audio`` is not a 2-D floating-point tensor with at least one sample, or holds
-        NaN/Inf.
-    """
-    if not isinstance(audio, torch.Tensor):
-        raise ParameterError(
-            f"{function}: audio must be a torch.Tensor of shape (n_sounds, n_samples), got "
-            f"{type(audio).__name__}; wrap arrays with torch.from_numpy(x.astype('float32'))."
-        )
-    if audio.ndim != 2:
-        raise ParameterError(
-            f"{function}: audio must have shape (n_sounds, n_samples), got shape "
-            f"{tuple(audio.shape)}; use audio.reshape(1, -1) for a single sound."
-        )
-    if not torch.is_floating_point(audio):
-        raise ParameterError(
-            f"{function}: audio must be float32 in [-1, 1], got dtype {audio.dtype}; "
-            f"convert integer PCM with audio.float() / 32768."
-        )
-    if audio.shape[1] == 0:
-        raise ParameterError(f"{function}: audio has 0 samples per sound; pass at least one sample.")
-    array = audio.detach().cpu().numpy().astype(np.float32, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ParameterError(f"{function}: audio holds NaN or Inf values; clean the input first.")
-    return array
-
-
-def pad_to_window(audio: np.ndarray, window_samples: int, *, mode: str = "center") -> Tuple[np.ndarray, int]:
-    """Pad sounds shorter than a model's window to exactly one window.
-
-    Parameters
-    ----------
-    audio : np.ndarray, shape (n_sounds, n_samples)
-    window_samples : int
-        The model's shortest input, in samples.
-    mode : {"center", "repeat"}
-        ``"center"``: zeros on both sides, the sound starting at
-        ``(window_samples - n_samples) // 2``; ``"repeat"``: the sound tiled from sample 0.
-
-    Returns
-    -------
-    padded : np.ndarray, shape (n_sounds, max(n_samples, window_samples)), same dtype
-        ``audio`` itself when it is already long enough.
-    offset : int
-        Index in ``padded`` of the sound's first sample (0 for ``"repeat"`` and for
-        unpadded input); subtract it to express padded positions in the sound's own
-        coordinates.
-    """
-    if mode not in PAD_MODES:
-        raise ParameterError(f"pad_mode={mode!r} is not one of {PAD_MODES}; pick one of them.")
-    n_sounds, n_samples = audio.shape
-    if n_samples >= window_samples:
-        return audio, 0
-    if mode == "repeat":
-        reps = int(math.ceil(window_samples / n_samples))
-        return np.tile(audio, (1, reps))[:, :window_samples], 0
-    offset = (window_samples - n_samples) // 2
-    padded = np.zeros((n_sounds, window_samples), dtype=audio.dtype)
-    padded[:, offset : offset + n_samples] = audio
-    return padded, offset
-
-
-def frame_patches(audio: np.ndarray, patch_samples: int, hop_samples: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Cut sounds (at least one patch long) into patches, the last zero-padded at the end.
-
-    Parameters
-    ----------
-    audio : np.ndarray, shape (n_sounds, n_samples), n_samples >= patch_samples
-
-    Returns
-    -------
-    patches : np.ndarray, shape (n_sounds, n_patches, patch_samples)
-        ``n_patches = 1 + ceil((n_samples - patch_samples) / hop_samples)``.
-    starts : np.ndarray of int, shape (n_patches,)
-        First sample of each patch.
-    """
-    n_sounds, n_samples = audio.shape
-    n_patches = 1 + int(math.ceil(max(0, n_samples - patch_samples) / hop_samples))
-    total = (n_patches - 1) * hop_samples + patch_samples
-    if total > n_samples:
-        audio = np.concatenate([audio, np.zeros((n_sounds, total - n_samples), audio.dtype)], axis=1)
-    starts = np.arange(n_patches) * hop_samples
-    index = starts[:, None] + np.arange(patch_samples)[None, :]
-    return audio[:, index], starts
-
-
 def find_tensor_by_name(tensor_details: Sequence[dict], name: str) -> dict:
     """The one TFLite tensor whose name is ``name`` or ends in ``/name``.
 
@@ -486,7 +379,7 @@ def load_model(
 # HEAR API
 # ----------------------------------------------------------------------------------------
 def _run(audio, model, function: str):
-    array = as_audio_batch(audio, function=function)
+    array = as_audio_array(audio, model_name=function)
     n_sounds, n_samples = array.shape
     padded, offset = pad_to_window(array, PATCH_SAMPLES, mode=model.pad_mode)
     patches, starts = frame_patches(padded, PATCH_SAMPLES, PATCH_HOP_SAMPLES)

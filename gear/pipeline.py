@@ -19,7 +19,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 

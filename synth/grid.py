@@ -22,7 +22,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from synth.errors import ParameterError
-from synth.tones import _check_int, _scale_to_peak, _synthesise, harmonic_tones
+from synth.tones import _check_int, _synthesise, harmonic_tones
 
 __all__ = [
     "REFERENCE_SAMPLE_RATE",

@@ -64,7 +64,7 @@ def test_short_tones_padding_and_batching(model):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(ParameterError, match="float32"):
+    with pytest.raises(ParameterError, match="floating-point"):
         adapter.get_scene_embeddings(torch.zeros((1, 100), dtype=torch.int32), model)
     with pytest.raises(ParameterError, match="not a file"):
         adapter.load_model(str(tmp_path / "nope.pt"))

@@ -193,9 +193,9 @@ def test_find_tensor_by_name_rules():
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (np.zeros((1, 100), np.float32), "torch.Tensor"),
-        (torch.zeros(100), "shape"),
-        (torch.zeros((1, 100), dtype=torch.int16), "float32"),
+        (np.zeros((1, 100), np.int16), "floating-point"),
+        (torch.zeros(100), "2-D"),
+        (torch.zeros((1, 100), dtype=torch.int16), "floating-point"),
         (torch.full((1, 100), float("nan")), "NaN"),
         (torch.zeros((1, 0)), "0 samples"),
     ],

@@ -35,6 +35,7 @@ browser:
 
 run: $(VENV)/.gear-run
 	$(VENV)/bin/gear run --out $(OUT)
+	$(VENV)/bin/gear score --out $(OUT)
 
 test: $(VENV)/.gear-test browser
 	$(PY) -m pytest -ra

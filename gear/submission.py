@@ -548,8 +548,17 @@ def refresh_outputs(out_dir: os.PathLike, *, report: bool = True) -> List[ModelR
     write_leaderboard_csv(out_dir / LEADERBOARD_FILE, rows)
     if report:
         if results:
+            from gear.scoring import disentanglement_sections
+
+            per_model, extra = disentanglement_sections(out_dir)
+            names = {r.name for r in results}
             pipeline.write_run_report(
-                out_dir, results, tone_set, config=config, extra_sections=[("Leaderboard", _leaderboard_html(rows))]
+                out_dir,
+                results,
+                tone_set,
+                config=config,
+                extra_sections=[("Leaderboard", _leaderboard_html(rows))] + extra,
+                per_model_sections={k: v for k, v in per_model.items() if k in names},
             )
         elif (out_dir / "report.html").exists():
             os.remove(out_dir / "report.html")

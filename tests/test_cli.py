@@ -101,3 +101,20 @@ def test_run_refuses_to_mix_settings_with_stored_results(tmp_path, fake_model):
         pipeline.run(["fake"], out_dir=tmp_path, config=other_settings, cache_dir=tmp_path / "c", report=False)
     # the same settings rerun fine
     pipeline.run(["fake"], out_dir=tmp_path, config=pipeline.GearConfig(grid_kwargs=dict(n_alpha=5, n_r=5), **small), cache_dir=tmp_path / "c", report=False)
+
+
+def test_score_writes_disentanglement_csv_and_cards(tmp_path, fake_model):
+    from gear import pipeline
+
+    config = pipeline.GearConfig(grid_kwargs=dict(n_alpha=12, n_r=12), isomap_neighbors=10, n_neighbors=5, n_bootstrap=20)
+    pipeline.run(["fake"], out_dir=tmp_path, config=config, cache_dir=tmp_path / "c", report=False)
+    assert cli.main(["score", "--out", str(tmp_path), "-q"]) == 0
+    rows = read_csv(tmp_path / "disentanglement.csv")
+    assert tuple(rows[0]) == ("model", "metric", "parameter", "value")
+    metrics = {(r["metric"], r["parameter"]) for r in rows}
+    assert {("probe_r2_ridge", "f1_hz"), ("disentanglement_score", ""), ("betti_1", "")} <= metrics
+    page = (tmp_path / "report.html").read_text()
+    assert "Disentanglement card" in page and "Disentanglement leaderboard" in page
+    # rerun reuses stored metrics (same numbers)
+    assert cli.main(["score", "--out", str(tmp_path), "-q"]) == 0
+    assert read_csv(tmp_path / "disentanglement.csv") == rows

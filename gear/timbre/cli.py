@@ -29,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", metavar="DIR", default=None,
                    help="model files folder (default: $GEAR_MODELS_DIR)")
     p.add_argument("--n-jobs", type=int, default=1, metavar="N", help="parallel workers (joblib; -1: all cores)")
-    p.add_argument("--quiet", action="store_true", help="print only the output paths")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the output paths")
 
 
 def add_subparsers(subparsers) -> argparse.ArgumentParser:

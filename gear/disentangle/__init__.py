@@ -1,0 +1,464 @@
+"""Global disentanglement, topology and probe metrics of an embedding of parametric sounds.
+
+GEAR's paper judges representations by looking at Isomap plots and by a local K-NN regression.
+This package turns "this model is a 1-D strand in f1, that one a dense 3-D volume" into numbers,
+computed from arrays only (no model involved):
+
+- ``embedding``: np.ndarray, shape (n_sounds, dim), float;
+- ``theta``: np.ndarray, shape (n_sounds, n_params), float, the known causes of each sound
+  (``param_names = ("f1_hz", "alpha", "r")`` by default);
+- ``grid_index`` (optional): np.ndarray, shape (n_sounds, n_params), int, each sound's position on
+  each parameter's grid axis, -1 where that parameter is not on a grid (the paper dataset draws
+  f1 at random per (alpha, r) cell: f1 has no grid axis there);
+- ``scales``: parameter -> ``"linear"`` | ``"log"`` (default: log for f1, linear otherwise).
+  Every metric sees the parameters on these scales;
+- ``random_state``: an int makes every metric deterministic.
+
+Metrics (module docstrings of :mod:`.probes`, :mod:`.sensitivity`, :mod:`.manifold` and
+:mod:`.topology` give the formulas):
+
+=================================  ==========  ==================================================
+metric                             parameter   meaning
+=================================  ==========  ==================================================
+probe_r2_ridge, probe_r2_mlp       each        grouped-CV R^2 of a ridge / shallow-MLP probe
+probe_r2_chance                    each        the same folds' R^2 of predicting the mean
+sensitivity                        each        embedding spreads moved per std of the parameter
+overlap                            ``a:b``     |cos| between the directions of a and b
+orthogonality                      (model)     Hadamard ratio of the direction cosines
+sensitivity_balance                (model)     geometric / arithmetic mean of sensitivity^2
+disentanglement_score              (model)     orthogonality * sensitivity_balance, in [0, 1]
+isomap_residual_variance_1..5      (model)     1 - R^2(geodesic, Isomap k-D distances)
+intrinsic_dimension                (model)     elbow of the residual-variance curve
+isomap_graph_components            (model)     connected components of the K-graph
+trustworthiness, continuity        (model)     neighbourhood faithfulness, parameter space
+betti_0, betti_1, betti_2          (model)     long-lived components, loops, voids
+max_persistence_0..2               (model)     longest finite bar / cloud diameter
+topology_extra_features            (model)     long-lived features a box does not have
+=================================  ==========  ==================================================
+
+``disentanglement.csv`` (:func:`write_disentanglement_csv`) holds these rows for several models in
+long format, columns ``model,metric,parameter,value`` (parameter empty for whole-model metrics).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from synth.errors import ParameterError
+
+from ._inputs import PARAM_NAMES, check_fraction, check_int, default_scale, prepare
+from .manifold import (
+    MAX_ISOMAP_COMPONENTS,
+    _isomap_rv,
+    _trust_cont,
+    farthest_point_sample,
+    intrinsic_dimension,
+    isomap_residual_variance,
+    trustworthiness_continuity,
+)
+from .controls import CONTROL_NAMES, control_embeddings, control_theta
+from .probes import _probe, principal_scores, probe_folds, probe_r2
+from .sensitivity import SENSITIVITY_METHODS, _sensitivity, sensitivity_analysis
+from .topology import BOX_BETTI, _persistence, persistence_summary
+
+__all__ = [
+    "DISENTANGLEMENT_COLUMNS",
+    "DisentanglementResult",
+    "compute_disentanglement",
+    "disentanglement_metrics",
+    "write_disentanglement_csv",
+    "read_disentanglement_csv",
+    "pivot_metrics",
+    "disentanglement_card",
+    "disentanglement_card_html",
+    "probe_r2",
+    "probe_folds",
+    "sensitivity_analysis",
+    "isomap_residual_variance",
+    "intrinsic_dimension",
+    "trustworthiness_continuity",
+    "persistence_summary",
+    "farthest_point_sample",
+    "principal_scores",
+    "control_theta",
+    "control_embeddings",
+    "CONTROL_NAMES",
+    "default_scale",
+    "PARAM_NAMES",
+    "SENSITIVITY_METHODS",
+    "BOX_BETTI",
+]
+
+#: Columns of ``disentanglement.csv`` (a stable, documented output).
+DISENTANGLEMENT_COLUMNS = ("model", "metric", "parameter", "value")
+
+
+@dataclasses.dataclass
+class DisentanglementResult:
+    """Everything :func:`compute_disentanglement` measured on one embedding.
+
+    Attributes
+    ----------
+    rows : list of dict
+        ``dict(metric=str, parameter=str, value=float)``, the long format of
+        ``disentanglement.csv`` (parameter ``""`` for whole-model metrics).
+    param_names : tuple of str
+    scales : dict of str -> str
+    probes : dict
+        See :func:`probe_r2`.
+    sensitivity : dict
+        See :func:`sensitivity_analysis`.
+    isomap : dict
+        See :func:`isomap_residual_variance`.
+    faithfulness : dict
+        See :func:`trustworthiness_continuity`.
+    topology : dict
+        See :func:`persistence_summary`.
+    settings : dict
+        The options used.
+    timings_s : dict of str -> float
+        Wall-clock seconds per metric family.
+    """
+
+    rows: List[dict]
+    param_names: tuple
+    scales: dict
+    probes: dict
+    sensitivity: dict
+    isomap: dict
+    faithfulness: dict
+    topology: dict
+    settings: dict
+    timings_s: Dict[str, float]
+
+    def value(self, metric: str, parameter: str = "") -> float:
+        """The value of one row (KeyError when absent)."""
+        for row in self.rows:
+            if row["metric"] == metric and row["parameter"] == parameter:
+                return row["value"]
+        raise KeyError((metric, parameter))
+
+
+def compute_disentanglement(
+    embedding,
+    theta,
+    *,
+    param_names: Sequence[str] = PARAM_NAMES,
+    grid_index=None,
+    scales: Optional[Mapping[str, str]] = None,
+    random_state=0,
+    n_folds: int = 5,
+    probe_blocks: int = 4,
+    mlp: bool = True,
+    jacobian_neighbors: int = 20,
+    sensitivity_method: str = "auto",
+    overlap_blocks: int = 2,
+    isomap_neighbors: int = 100,
+    isomap_landmarks: Optional[int] = None,
+    id_tolerance: float = 0.05,
+    trust_neighbors: int = 10,
+    topology_landmarks: int = 300,
+    persistence_threshold: float = 0.1,
+) -> DisentanglementResult:
+    """All disentanglement metrics of one embedding, with the details the card plots.
+
+    Parameters
+    ----------
+    embedding : np.ndarray, shape (n_sounds, dim), float
+        One row per sound (20 <= n_sounds <= 10 000; memory grows as n_sounds^2).
+    theta : np.ndarray, shape (n_sounds, n_params), float
+        The parameters of every sound, in their natural units (f1 in Hz, ...).
+    param_names : sequence of str
+        Names of the columns of ``theta`` (default ``("f1_hz", "alpha", "r")``).
+    grid_index : np.ndarray, shape (n_sounds, n_params), int, optional
+        Grid position of every sound on every parameter's axis; -1 for a parameter that is not on
+        a grid. With every parameter on a complete factorial grid the sensitivities use exact
+        finite differences; the probes' folds use grid positions for on-grid parameters.
+    scales : mapping of str -> {"linear", "log"}, optional
+        Scale of each parameter (default: "log" for f1, "linear" otherwise). "log" needs values
+        > 0.
+    random_state : int, RandomState, Generator or None
+        An int makes every metric deterministic.
+    n_folds, probe_blocks, mlp
+        Probe folds, blocks per axis, and whether to fit the MLP probe (see :func:`probe_r2`).
+    jacobian_neighbors, sensitivity_method, overlap_blocks
+        See :func:`sensitivity_analysis` (``n_neighbors``, ``method``, ``overlap_blocks``).
+    isomap_neighbors, isomap_landmarks, id_tolerance
+        K of Isomap's graph (100), landmarks of landmark Isomap (None: exact, all pairs; 500
+        is ~5x faster and within ~0.03 of the exact curve on the controls) and the elbow rule's
+        tolerance (see :func:`isomap_residual_variance`).
+    trust_neighbors : int
+        k of trustworthiness and continuity (10).
+    topology_landmarks, persistence_threshold
+        Sub-sample size for b1/b2 (300) and the long-lived threshold (0.1 of the diameter), see
+        :func:`persistence_summary`.
+
+    Returns
+    -------
+    DisentanglementResult
+
+    Raises
+    ------
+    ParameterError
+        On invalid input (the message names the value and the fix).
+    """
+    t0 = time.perf_counter()
+    prep = prepare(embedding, theta, param_names=param_names, grid_index=grid_index,
+                   scales=scales, random_state=random_state)
+    # fail fast: check every option before any metric runs
+    check_int(n_folds, "n_folds", 2)
+    check_int(probe_blocks, "probe_blocks", 2)
+    check_int(jacobian_neighbors, "jacobian_neighbors", 2 * prep.p, prep.n - 1)
+    if sensitivity_method not in SENSITIVITY_METHODS:
+        raise ParameterError(f"sensitivity_method={sensitivity_method!r}; choose one of "
+                             f"{', '.join(SENSITIVITY_METHODS)}")
+    check_int(overlap_blocks, "overlap_blocks", 1)
+    check_int(isomap_neighbors, "isomap_neighbors", 1)
+    if isomap_landmarks is not None:
+        check_int(isomap_landmarks, "isomap_landmarks", MAX_ISOMAP_COMPONENTS + 2)
+    check_fraction(id_tolerance, "id_tolerance")
+    if not check_int(trust_neighbors, "trust_neighbors", 1) < prep.n / 2:
+        raise ParameterError(f"trust_neighbors={trust_neighbors} must be < n_sounds / 2 = "
+                             f"{prep.n / 2:g}; lower it")
+    check_int(topology_landmarks, "topology_landmarks", 10)
+    check_fraction(persistence_threshold, "persistence_threshold")
+    prep.distances()
+    timings = {"distances": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    probes = _probe(prep, n_folds=n_folds, n_blocks=probe_blocks, mlp=mlp)
+    timings["probes"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    sens = _sensitivity(prep, n_neighbors=jacobian_neighbors, method=sensitivity_method,
+                        overlap_blocks=overlap_blocks)
+    timings["sensitivity"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    iso = _isomap_rv(prep, n_neighbors=isomap_neighbors, n_landmarks=isomap_landmarks)
+    iso["intrinsic_dimension"] = intrinsic_dimension(iso["residual_variance"],
+                                                     tolerance=id_tolerance)
+    timings["isomap"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    faith = _trust_cont(prep, n_neighbors=trust_neighbors)
+    timings["trustworthiness"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    topo = _persistence(prep, n_landmarks=topology_landmarks, threshold=persistence_threshold)
+    timings["topology"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    names = prep.param_names
+    rows: List[dict] = []
+
+    def add(metric, parameter, value):
+        rows.append({"metric": metric, "parameter": parameter, "value": float(value)})
+
+    for j, name in enumerate(names):
+        add("probe_r2_ridge", name, probes["ridge"][j])
+        if "mlp" in probes:
+            add("probe_r2_mlp", name, probes["mlp"][j])
+        add("probe_r2_chance", name, probes["chance"][j])
+    for j, name in enumerate(names):
+        add("sensitivity", name, sens["sensitivity"][j])
+    for j in range(len(names)):
+        for l in range(j + 1, len(names)):
+            add("overlap", f"{names[j]}:{names[l]}", sens["overlap"][j, l])
+    add("orthogonality", "", sens["orthogonality"])
+    add("sensitivity_balance", "", sens["balance"])
+    add("disentanglement_score", "", sens["score"])
+    for k, rv in zip(iso["n_components"], iso["residual_variance"]):
+        add(f"isomap_residual_variance_{int(k)}", "", rv)
+    add("intrinsic_dimension", "", iso["intrinsic_dimension"])
+    add("isomap_graph_components", "", iso["n_graph_components"])
+    add("trustworthiness", "", faith["trustworthiness"])
+    add("continuity", "", faith["continuity"])
+    for k, b in enumerate(topo["betti"]):
+        add(f"betti_{k}", "", b)
+    for k, p in enumerate(topo["max_persistence"]):
+        add(f"max_persistence_{k}", "", p)
+    add("topology_extra_features", "", topo["extra_features"])
+
+    settings = dict(
+        n_folds=n_folds, probe_blocks=probe_blocks, mlp=bool(mlp),
+        jacobian_neighbors=jacobian_neighbors, sensitivity_method=sens["method"],
+        overlap_blocks=overlap_blocks, isomap_neighbors=iso["n_neighbors"],
+        isomap_landmarks=isomap_landmarks, id_tolerance=id_tolerance,
+        trust_neighbors=trust_neighbors, topology_landmarks=topology_landmarks,
+        persistence_threshold=persistence_threshold, random_state=prep.seed,
+    )
+    return DisentanglementResult(
+        rows=rows, param_names=names, scales=dict(prep.scales), probes=probes,
+        sensitivity=sens, isomap=iso, faithfulness=faith, topology=topo, settings=settings,
+        timings_s=timings,
+    )
+
+
+def disentanglement_metrics(embedding, theta, *, param_names: Sequence[str] = PARAM_NAMES,
+                            grid_index=None, scales: Optional[Mapping[str, str]] = None,
+                            random_state=0, **options) -> List[dict]:
+    """All disentanglement metrics of one embedding as rows of ``disentanglement.csv``.
+
+    Parameters
+    ----------
+    embedding : np.ndarray, shape (n_sounds, dim), float
+    theta : np.ndarray, shape (n_sounds, n_params), float
+    param_names, grid_index, scales, random_state
+        See :func:`compute_disentanglement`.
+    **options
+        Any other keyword of :func:`compute_disentanglement`.
+
+    Returns
+    -------
+    list of dict
+        ``dict(metric=str, parameter=str, value=float)``; ``parameter`` is a parameter name, a
+        pair ``"a:b"`` (overlap) or ``""`` (whole-model metric). The table in this package's
+        docstring lists the metrics.
+    """
+    return compute_disentanglement(embedding, theta, param_names=param_names,
+                                   grid_index=grid_index, scales=scales,
+                                   random_state=random_state, **options).rows
+
+
+def _rows_of(value) -> List[dict]:
+    if isinstance(value, DisentanglementResult):
+        return value.rows
+    if isinstance(value, (list, tuple)):
+        for row in value:
+            if not isinstance(row, Mapping) or not {"metric", "parameter", "value"} <= set(row):
+                raise ParameterError(
+                    f"a row {row!r} lacks metric/parameter/value; pass the rows returned by "
+                    f"disentanglement_metrics or a DisentanglementResult"
+                )
+        return list(value)
+    raise ParameterError(
+        f"expected a DisentanglementResult or a list of rows, got {type(value).__name__}"
+    )
+
+
+def _format_value(v) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return repr(v)
+
+
+def write_disentanglement_csv(path, results: Mapping[str, object]) -> Path:
+    """Write ``disentanglement.csv`` for several models, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file (its folder must exist); written to a temporary file in the same folder
+        and moved into place, so readers never see a partial file.
+    results : mapping of str -> DisentanglementResult or list of dict
+        Model name -> its result (or the rows of :func:`disentanglement_metrics`), written in
+        the mapping's order.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written. Columns: ``model,metric,parameter,value``; values are Python float
+        reprs (``nan`` where undefined).
+    """
+    path = Path(path)
+    if not isinstance(results, Mapping) or not results:
+        raise ParameterError("results must be a non-empty mapping model name -> result or rows")
+    if not path.parent.is_dir():
+        raise ParameterError(f"folder {str(path.parent)!r} does not exist; create it first")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(DISENTANGLEMENT_COLUMNS)
+    for model, value in results.items():
+        if not isinstance(model, str) or not model:
+            raise ParameterError(f"model names must be non-empty strings, got {model!r}")
+        for row in _rows_of(value):
+            writer.writerow([model, row["metric"], row["parameter"], _format_value(row["value"])])
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def read_disentanglement_csv(path) -> Dict[str, List[dict]]:
+    """Read ``disentanglement.csv`` back: model -> rows (values as floats)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"no file at {str(path)!r}")
+    out: Dict[str, List[dict]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != DISENTANGLEMENT_COLUMNS:
+            raise ParameterError(
+                f"{str(path)!r} has columns {reader.fieldnames}; expected "
+                f"{','.join(DISENTANGLEMENT_COLUMNS)}"
+            )
+        for rec in reader:
+            out.setdefault(rec["model"], []).append(
+                {"metric": rec["metric"], "parameter": rec["parameter"],
+                 "value": float(rec["value"])}
+            )
+    return out
+
+
+def pivot_metrics(results: Mapping[str, object]) -> Dict[str, Dict[str, float]]:
+    """One flat record per model, for a sortable leaderboard.
+
+    Parameters
+    ----------
+    results : mapping of str -> DisentanglementResult or list of dict
+
+    Returns
+    -------
+    dict of str -> dict of str -> float
+        Model -> {column: value}, the column being ``metric`` for whole-model metrics and
+        ``metric[parameter]`` otherwise (e.g. ``probe_r2_ridge[f1_hz]``).
+    """
+    table = {}
+    for model, value in results.items():
+        table[model] = {
+            (r["metric"] if not r["parameter"] else f"{r['metric']}[{r['parameter']}]"):
+                float(r["value"])
+            for r in _rows_of(value)
+        }
+    return table
+
+
+def disentanglement_card(result: DisentanglementResult, *, model: str = "") -> dict:
+    """Plotly figures of one model's disentanglement card.
+
+    See :func:`gear.disentangle.card.disentanglement_card`.
+    """
+    from .card import disentanglement_card as _card
+
+    return _card(result, model=model)
+
+
+def disentanglement_card_html(result: DisentanglementResult, *, model: str = "") -> str:
+    """The card as an HTML fragment (plotly.js not included: the page must load it once).
+
+    See :func:`gear.disentangle.card.disentanglement_card_html`.
+    """
+    from .card import disentanglement_card_html as _html
+
+    return _html(result, model=model)

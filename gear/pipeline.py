@@ -166,8 +166,35 @@ def _fmt(value):
     return "" if value is None or not np.isfinite(value) else f"{float(value):.6g}"
 
 
-def save_result(out_dir: os.PathLike, result: ModelResult, embedding: Optional[np.ndarray] = None) -> Path:
-    """Store one model's result under ``out_dir/models/<name>/`` (atomic writes)."""
+def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.ToneSet) -> str:
+    """Hash of what an analysis depends on: the embedding's bytes, the settings, the tones."""
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(embedding, dtype=np.float32).tobytes())
+    digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    digest.update(tone_set.config_hash().encode())
+    return digest.hexdigest()
+
+
+def _load_if_current(folder: Path, key: str) -> Optional[ModelResult]:
+    """The stored result in ``folder`` if it was computed from the same inputs (``key``)."""
+    meta_path = folder / "result.json"
+    if not meta_path.exists() or not (folder / "result.npz").exists():
+        return None
+    try:
+        if json.loads(meta_path.read_text()).get("analysis_key") != key:
+            return None
+        return _read_result(folder)
+    except (ValueError, KeyError, OSError):
+        return None  # unreadable: recompute
+
+
+def save_result(
+    out_dir: os.PathLike, result: ModelResult, embedding: Optional[np.ndarray] = None, *, key: Optional[str] = None
+) -> Path:
+    """Store one model's result under ``out_dir/models/<name>/`` (atomic writes).
+
+    ``key`` (from :func:`analysis_key`) lets a rerun reuse the result."""
     folder = Path(out_dir) / "models" / result.name
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {"isomap": result.isomap}
@@ -186,6 +213,7 @@ def save_result(out_dir: os.PathLike, result: ModelResult, embedding: Optional[n
         "warnings": result.warnings,
         "n_components": result.n_components,
         "embedding_dim": result.embedding_dim,
+        "analysis_key": key,
     }
     _atomic_write(folder / "result.json", json.dumps(meta, indent=2, default=_json_default).encode())
     return folder
@@ -205,25 +233,25 @@ def load_results(out_dir: os.PathLike) -> List[ModelResult]:
     models = out_dir / "models"
     if not models.is_dir():
         raise ParameterError(f"{str(out_dir)!r} holds no GEAR results (no models/ folder); run `gear run --out {out_dir}`")
-    results = []
-    for folder in sorted(p for p in models.iterdir() if (p / "result.json").exists()):
-        meta = json.loads((folder / "result.json").read_text())
-        with np.load(folder / "result.npz", allow_pickle=False) as arrays:
-            log_ratios = {k.split("__", 1)[1]: arrays[k] for k in arrays.files if k.startswith("log_ratio__")}
-            isomap = arrays["isomap"]
-        scores = [{k: (np.nan if v is None else v) for k, v in row.items()} for row in meta["scores"]]
-        results.append(
-            ModelResult(
-                name=meta["name"],
-                description=meta["description"],
-                isomap=isomap,
-                log_ratios=log_ratios,
-                scores=scores,
-                warnings=meta["warnings"],
-                n_components=meta["n_components"],
-                embedding_dim=meta["embedding_dim"],
-            )
-        )
+    return [_read_result(folder) for folder in sorted(p for p in models.iterdir() if (p / "result.json").exists())]
+
+
+def _read_result(folder: Path) -> ModelResult:
+    meta = json.loads((folder / "result.json").read_text())
+    with np.load(folder / "result.npz", allow_pickle=False) as arrays:
+        log_ratios = {k.split("__", 1)[1]: arrays[k] for k in arrays.files if k.startswith("log_ratio__")}
+        isomap = arrays["isomap"]
+    scores = [{k: (np.nan if v is None else v) for k, v in row.items()} for row in meta["scores"]]
+    return ModelResult(
+        name=meta["name"],
+        description=meta["description"],
+        isomap=isomap,
+        log_ratios=log_ratios,
+        scores=scores,
+        warnings=meta["warnings"],
+        n_components=meta["n_components"],
+        embedding_dim=meta["embedding_dim"],
+    )
     return results
 
 
@@ -368,8 +396,11 @@ def run(
         )
         status = spec.weights(models_dir)
         description = f"{spec.description} [weights: {status.where}]"
-        result = analyse_embedding(spec.name, embedding, tone_set, config=config, description=description)
-        save_result(out_dir, result, embedding)
+        key = analysis_key(embedding, config, tone_set)
+        result = _load_if_current(out_dir / "models" / spec.name, key)
+        if result is None:
+            result = analyse_embedding(spec.name, embedding, tone_set, config=config, description=description)
+            save_result(out_dir, result, embedding, key=key)
         results.append(result)
     if not results:
         raise ParameterError("no model could run; see `gear models` for what is missing")

@@ -31,7 +31,7 @@ def test_synth_writes_wavs_and_parameters(tmp_path):
     assert {row["sample_rate"] for row in rows} == {"22050"}
 
 
-def test_run_writes_scores_and_results(tmp_path, fake_model):
+def test_run_writes_scores_and_results(tmp_path, fake_model, monkeypatch):
     out = tmp_path / "out"
     argv = ["run", "--models", "fake", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
             "--n-alpha", "10", "--n-r", "10", "--isomap-neighbors", "10", "--neighbors", "5", "-q"]
@@ -47,8 +47,11 @@ def test_run_writes_scores_and_results(tmp_path, fake_model):
     (out / "report.html").unlink()
     assert cli.main(["report", str(out), "-q"]) == 0
     assert "fake spectral model for tests" in (out / "report.html").read_text()
-    # rerun: cached, same numbers
+    # rerun: embeddings and analysis reused, same numbers
+    import gear.pipeline
+
     calls_before = len(fake_model)
+    monkeypatch.setattr(gear.pipeline, "analyse_embedding", lambda *a, **k: pytest.fail("analysis recomputed"))
     assert cli.main(argv) == 0
     assert len(fake_model) == calls_before
     assert read_csv(out / "scores.csv") == rows

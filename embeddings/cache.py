@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Tuple
@@ -23,6 +22,7 @@ from typing import Iterable, Optional, Tuple
 import numpy as np
 
 from synth.errors import ParameterError
+from synth.io import atomic_write_bytes
 
 __all__ = ["EmbeddingCache", "default_cache_dir", "fingerprint_path", "cache_key", "CorruptCacheWarning"]
 
@@ -43,26 +43,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gear"
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def fingerprint_path(path: Optional[os.PathLike]) -> str:
@@ -147,13 +127,13 @@ class EmbeddingCache:
     def store(self, start: int, stop: int, array: np.ndarray) -> None:
         """Write batch ``[start, stop)`` atomically (data first, digest last)."""
         if not self.dir.exists() or not (self.dir / "meta.json").exists():
-            _atomic_write(self.dir / "meta.json", json.dumps(self.meta, indent=2, sort_keys=True, default=str).encode())
+            atomic_write_bytes(self.dir / "meta.json", json.dumps(self.meta, indent=2, sort_keys=True, default=str).encode())
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
         data = buffer.getvalue()
         data_path, digest_path = self._paths(start, stop)
-        _atomic_write(data_path, data)
-        _atomic_write(digest_path, hashlib.sha256(data).hexdigest().encode())
+        atomic_write_bytes(data_path, data)
+        atomic_write_bytes(digest_path, hashlib.sha256(data).hexdigest().encode())
 
     def completed(self, batches: Iterable[Tuple[int, int]]) -> list:
         """Which of ``batches`` are stored (files present; checksums are verified on load)."""

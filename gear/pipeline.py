@@ -27,7 +27,7 @@ import synth
 from embeddings import registry
 from embeddings.base import models_dir as embeddings_models_dir
 from embeddings.batch import embed_model
-from embeddings.cache import _atomic_write
+from synth.io import atomic_write_bytes
 from gear import analysis
 from gear.results import SCORE_COLUMNS, ModelResult
 from synth.errors import ParameterError
@@ -154,7 +154,7 @@ def write_scores_csv(path: os.PathLike, results: Sequence[ModelResult]) -> Path:
         for row in result.scores:
             writer.writerow([result.name] + [_fmt(row[c]) for c in SCORE_COLUMNS[1:]])
     path = Path(path)
-    _atomic_write(path, text.getvalue().encode())
+    atomic_write_bytes(path, text.getvalue().encode())
     return path
 
 
@@ -201,11 +201,11 @@ def save_result(
     arrays.update({f"log_ratio__{k}": v for k, v in result.log_ratios.items()})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    _atomic_write(folder / "result.npz", buffer.getvalue())
+    atomic_write_bytes(folder / "result.npz", buffer.getvalue())
     if embedding is not None:
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(embedding, dtype=np.float32), allow_pickle=False)
-        _atomic_write(folder / "embedding.npy", buffer.getvalue())
+        atomic_write_bytes(folder / "embedding.npy", buffer.getvalue())
     meta = {
         "name": result.name,
         "description": result.description,
@@ -215,7 +215,7 @@ def save_result(
         "embedding_dim": result.embedding_dim,
         "analysis_key": key,
     }
-    _atomic_write(folder / "result.json", json.dumps(meta, indent=2, default=_json_default).encode())
+    atomic_write_bytes(folder / "result.json", json.dumps(meta, indent=2, default=_json_default).encode())
     return folder
 
 
@@ -252,7 +252,6 @@ def _read_result(folder: Path) -> ModelResult:
         n_components=meta["n_components"],
         embedding_dim=meta["embedding_dim"],
     )
-    return results
 
 
 def write_run_json(out_dir: Path, config: GearConfig, tone_set: synth.ToneSet, models: Sequence[str]) -> None:
@@ -261,7 +260,7 @@ def write_run_json(out_dir: Path, config: GearConfig, tone_set: synth.ToneSet, m
         "tone_set": tone_set.config(),
         "models": list(models),
     }
-    _atomic_write(out_dir / "run.json", json.dumps(payload, indent=2, default=_json_default).encode())
+    atomic_write_bytes(out_dir / "run.json", json.dumps(payload, indent=2, default=_json_default).encode())
 
 
 def read_run_config(out_dir: os.PathLike) -> GearConfig:

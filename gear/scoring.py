@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from embeddings.cache import _atomic_write
+from synth.io import atomic_write_bytes
 from gear import pipeline
 from synth.errors import ParameterError
 
@@ -112,9 +112,9 @@ def score_results(
             embedding, tone_set.theta(), grid_index=tone_set.grid_index, scales=scales, random_state=random_state
         )
         card = disentanglement_card_html(result, model=folder.name)
-        _atomic_write(folder / CARD_FILE, card.encode())
+        atomic_write_bytes(folder / CARD_FILE, card.encode())
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()} for row in result.rows]
-        _atomic_write(rows_path, json.dumps({"key": key, "rows": rows}, indent=1).encode())
+        atomic_write_bytes(rows_path, json.dumps({"key": key, "rows": rows}, indent=1).encode())
     all_rows = stored_rows(out_dir)
     write_disentanglement_csv(out_dir / CSV_FILE, {name: rows for name, rows in all_rows.items()})
     return all_rows

@@ -55,7 +55,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from embeddings.batch import batches
-from embeddings.cache import EmbeddingCache, _atomic_write, cache_key, default_cache_dir, fingerprint_path
+from embeddings.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
+from synth.io import atomic_write_bytes
 from embeddings.base import models_dir as resolve_models_dir
 from gear import pipeline
 from gear.results import ModelResult
@@ -511,7 +512,7 @@ def write_leaderboard_csv(path: os.PathLike, rows: Sequence[dict]) -> Path:
     for row in rows:
         writer.writerow([_cell(row.get(c, "")) for c in columns])
     path = Path(path)
-    _atomic_write(path, text.getvalue().encode())
+    atomic_write_bytes(path, text.getvalue().encode())
     return path
 
 
@@ -584,7 +585,7 @@ def _refresh_or_undo(out_dir: Path, undo: Callable[[], None], *, report: bool) -
         for name in _OUTPUT_FILES:
             path = out_dir / name
             if name in saved:
-                _atomic_write(path, saved[name][0])
+                atomic_write_bytes(path, saved[name][0])
                 os.chmod(path, saved[name][1] & 0o777)
             elif path.exists():
                 os.remove(path)
@@ -599,7 +600,7 @@ def _write_tones_csv(path: Path, tone_set, padding: Padding) -> None:
     for i in range(tone_set.n_sounds):
         writer.writerow([i, f"{f1_hz[i]:.9g}", f"{tone_set.alpha[i]:.9g}", f"{tone_set.r[i]:.9g}", padding.sample_rate,
                          padding.native_n_samples, padding.n_samples, f"{padding.duration_s:.9g}"])
-    _atomic_write(path, text.getvalue().encode())
+    atomic_write_bytes(path, text.getvalue().encode())
 
 
 def _json_default(value):
@@ -762,7 +763,7 @@ def add_submission(
     staging = out_dir / _STAGING / uuid.uuid4().hex
     try:
         folder = pipeline.save_result(staging, result, embedding)
-        _atomic_write(folder / SUBMISSION_FILE, json.dumps(info, indent=2, default=_json_default).encode())
+        atomic_write_bytes(folder / SUBMISSION_FILE, json.dumps(info, indent=2, default=_json_default).encode())
         _write_tones_csv(folder / TONES_FILE, tone_set, padding)
         target = _models_root(out_dir) / stored_name
         target.parent.mkdir(parents=True, exist_ok=True)

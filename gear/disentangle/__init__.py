@@ -45,13 +45,12 @@ import csv
 import dataclasses
 import io
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from synth.errors import ParameterError
+from synth.io import atomic_write_bytes
 
 from ._inputs import PARAM_NAMES, check_fraction, check_int, default_scale, prepare
 from .manifold import (
@@ -384,19 +383,7 @@ def write_disentanglement_csv(path, results: Mapping[str, object]) -> Path:
             raise ParameterError(f"model names must be non-empty strings, got {model!r}")
         for row in _rows_of(value):
             writer.writerow([model, row["metric"], row["parameter"], _format_value(row["value"])])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
     return path
 
 

@@ -1,11 +1,11 @@
 """embeddings: one model interface (the HEAR 2021 API), one adapter per model, DSP
 representations, and the on-disk embedding cache."""
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 from embeddings.base import ModelSpec, WeightsStatus, models_dir
 from embeddings.registry import REGISTRY, default_models, get_spec, list_models, register
 
 __all__ = [
-    "ParameterError",
+    "EmbeddingError",
     "ModelSpec",
     "WeightsStatus",
     "models_dir",

@@ -50,7 +50,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from embeddings.base import ParameterError
+from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
 
 __all__ = [
@@ -108,7 +108,7 @@ def load_checkpoint(path: Optional[str] = None):
     with torch.serialization.safe_globals(_numpy_scalar_globals()):
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     if not (isinstance(loaded, (tuple, list)) and len(loaded) == 2 and isinstance(loaded[0], dict)):
-        raise ParameterError(
+        raise EmbeddingError(
             f"{path} is not an aisfx checkpoint: expected a (state_dict, ds_dict) tuple, got "
             f"{type(loaded).__name__}."
         )
@@ -120,10 +120,10 @@ def load_checkpoint(path: Optional[str] = None):
 def _wheel_checkpoint() -> Path:
     spec = importlib.util.find_spec("aisfx")
     if spec is None or not spec.submodule_search_locations:
-        raise ParameterError("aiSFX needs the aisfx package: pip install --no-deps aisfx==0.1.2")
+        raise EmbeddingError("aiSFX needs the aisfx package: pip install --no-deps aisfx==0.1.2")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / "checkpoint.pth"
     if not path.is_file():
-        raise ParameterError(f"{path} is missing from the installed aisfx package; reinstall it.")
+        raise EmbeddingError(f"{path} is missing from the installed aisfx package; reinstall it.")
     return path
 
 
@@ -173,9 +173,9 @@ class AisfxModel:
 
     def __init__(self, checkpoint: Path, *, pad_mode: str, batch_size: int, fold_batchnorm: bool):
         if pad_mode not in PAD_MODES:
-            raise ParameterError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
+            raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ParameterError(f"batch_size={batch_size!r} must be a positive int.")
+            raise EmbeddingError(f"batch_size={batch_size!r} must be a positive int.")
         from aisfx.models.cnn2d import CrossNet, EmbeddingNet
 
         self.checkpoint = Path(checkpoint)
@@ -244,7 +244,7 @@ def load_model(
     """
     path = Path(model_file_path).expanduser() if model_file_path else _wheel_checkpoint()
     if not path.is_file():
-        raise ParameterError(f"model_file_path={str(path)!r} is not a file; pass aisfx's checkpoint.pth or ''.")
+        raise EmbeddingError(f"model_file_path={str(path)!r} is not a file; pass aisfx's checkpoint.pth or ''.")
     return AisfxModel(path, pad_mode=pad_mode, batch_size=batch_size, fold_batchnorm=fold_batchnorm)
 
 

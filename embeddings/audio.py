@@ -7,7 +7,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = ["PAD_MODES", "as_audio_batch", "as_audio_array", "pad_to_window", "frame_patches"]
 
@@ -31,7 +31,7 @@ def as_audio_batch(audio, *, model_name: str = "model") -> torch.Tensor:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If ``audio`` is not 2-D, not floating point (integer PCM, complex), has no samples or
         holds NaN or inf.
     """
@@ -41,31 +41,31 @@ def as_audio_batch(audio, *, model_name: str = "model") -> torch.Tensor:
         try:
             array = np.asarray(audio)
         except (TypeError, ValueError) as exc:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"{model_name}: audio must be an array of shape (n_sounds, n_samples), got "
                 f"{type(audio).__name__} ({exc})"
             ) from None
         if array.dtype.kind != "f":
-            raise ParameterError(
+            raise EmbeddingError(
                 f"{model_name}: audio must hold floating-point samples in [-1, 1], got dtype "
                 f"{array.dtype}; convert integer PCM first (e.g. int16: x / 32768)"
             )
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     if not tensor.is_floating_point():
-        raise ParameterError(
+        raise EmbeddingError(
             f"{model_name}: audio must hold floating-point samples in [-1, 1], got dtype "
             f"{tensor.dtype}; convert integer PCM first (e.g. int16: x / 32768)"
         )
     if tensor.ndim != 2:
-        raise ParameterError(
+        raise EmbeddingError(
             f"{model_name}: audio must be 2-D (n_sounds, n_samples), got shape "
             f"{tuple(tensor.shape)}; for one sound use audio[None, :]"
         )
     if tensor.shape[1] == 0:
-        raise ParameterError(f"{model_name}: audio has 0 samples per sound; pass at least one sample")
+        raise EmbeddingError(f"{model_name}: audio has 0 samples per sound; pass at least one sample")
     tensor = tensor.to(torch.float32)
     if not bool(torch.isfinite(tensor).all()):
-        raise ParameterError(
+        raise EmbeddingError(
             f"{model_name}: audio contains NaN or inf; replace them (e.g. numpy.nan_to_num) "
             f"before embedding"
         )
@@ -99,7 +99,7 @@ def pad_to_window(audio: np.ndarray, window_samples: int, *, mode: str = "center
         coordinates.
     """
     if mode not in PAD_MODES:
-        raise ParameterError(f"pad_mode={mode!r} is not one of {PAD_MODES}; pick one of them.")
+        raise EmbeddingError(f"pad_mode={mode!r} is not one of {PAD_MODES}; pick one of them.")
     n_sounds, n_samples = audio.shape
     if n_samples >= window_samples:
         return audio, 0

@@ -56,7 +56,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal
 
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -228,7 +228,7 @@ def _default_table_path() -> Path:
 def _table_filterbank(path: str) -> CochlearFilterbank:
     p = Path(path)
     if not p.is_file():
-        raise ParameterError(
+        raise EmbeddingError(
             f"table_path={str(p)!r}: no such file. filterbank='nsl-table' needs the NSL "
             f"coefficient table {NSL_TABLE_FILE} (array 'cochba', 26 x 129 complex): pass its "
             f"path as table_path, or set {_SHARED_DIR_ENV} to the folder holding "
@@ -238,12 +238,12 @@ def _table_filterbank(path: str) -> CochlearFilterbank:
         with np.load(p) as data:
             table = np.asarray(data["cochba"])
     except Exception as exc:  # unreadable file, no 'cochba' array
-        raise ParameterError(
+        raise EmbeddingError(
             f"table_path={str(p)!r} could not be read as an .npz with array 'cochba' ({exc}); "
             "give the NSL table nsl_cochba_aud24.npz"
         ) from None
     if table.ndim != 2 or table.shape[1] != N_CHANNELS + 1 or not np.iscomplexobj(table):
-        raise ParameterError(
+        raise EmbeddingError(
             f"{p}: 'cochba' has shape {table.shape} and dtype {table.dtype}; the NSL table is "
             f"complex with {N_CHANNELS + 1} columns (one per filter)"
         )
@@ -251,7 +251,7 @@ def _table_filterbank(path: str) -> CochlearFilterbank:
     for m in range(table.shape[1]):
         order = int(round(table[0, m].real))
         if not 1 <= order <= table.shape[0] - 2:
-            raise ParameterError(f"{p}: filter {m} has order {order}; the table is damaged")
+            raise EmbeddingError(f"{p}: filter {m} has order {order}; the table is damaged")
         b = table[1:order + 2, m].real.copy()
         a = table[1:order + 2, m].imag.copy()
         iir.append((b, a))
@@ -285,7 +285,7 @@ def cochlear_filterbank(filterbank: FilterbankLike = "gear", *,
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Unknown name, missing or malformed table.
     """
     if isinstance(filterbank, CochlearFilterbank):
@@ -295,7 +295,7 @@ def cochlear_filterbank(filterbank: FilterbankLike = "gear", *,
     if filterbank == "nsl-table":
         path = Path(table_path).expanduser().resolve() if table_path is not None else _default_table_path()
         return _table_filterbank(str(path))
-    raise ParameterError(
+    raise EmbeddingError(
         f"filterbank={filterbank!r} is unknown; use 'gear' (GEAR's own design) or 'nsl-table' "
         "(the NSL toolbox table, read from table_path or $GEAR_SHARED_DIR/timbre)"
     )
@@ -320,7 +320,7 @@ def filterbank_response(filterbank: FilterbankLike = "gear", freqs_hz=None, *,
     fb = cochlear_filterbank(filterbank, table_path=table_path)
     f = np.linspace(0, SAMPLE_RATE / 2, 4097) if freqs_hz is None else np.asarray(freqs_hz, float)
     if f.ndim != 1 or np.any(~np.isfinite(f)) or np.any(f < 0) or np.any(f > SAMPLE_RATE / 2):
-        raise ParameterError("freqs_hz must be a 1-D array of frequencies in [0, 8000] Hz")
+        raise EmbeddingError("freqs_hz must be a 1-D array of frequencies in [0, 8000] Hz")
     if fb.impulse_responses is not None:
         # FIR: dense rfft grid (0.24 Hz spacing), linearly interpolated
         nfft = max(2 ** 16, 4 * fb.impulse_responses.shape[1])
@@ -333,23 +333,23 @@ def filterbank_response(filterbank: FilterbankLike = "gear", freqs_hz=None, *,
 # ----------------------------------------------------------------------------- validation
 
 def _as_signal(audio, name: str = "audio") -> np.ndarray:
-    """``audio`` as a finite, non-empty, 1-D float64 array, else ParameterError."""
+    """``audio`` as a finite, non-empty, 1-D float64 array, else EmbeddingError."""
     x = np.asarray(audio)
     if x.dtype.kind not in "fiu":
-        raise ParameterError(f"{name} has dtype {x.dtype}; give real-valued samples")
+        raise EmbeddingError(f"{name} has dtype {x.dtype}; give real-valued samples")
     x = x.astype(np.float64, copy=False)
     if x.ndim != 1:
-        raise ParameterError(f"{name} has shape {x.shape}; give one mono signal, shape (n_samples,)")
+        raise EmbeddingError(f"{name} has shape {x.shape}; give one mono signal, shape (n_samples,)")
     if x.size == 0:
-        raise ParameterError(f"{name} is empty; give at least one sample")
+        raise EmbeddingError(f"{name} is empty; give at least one sample")
     if not np.all(np.isfinite(x)):
-        raise ParameterError(f"{name} contains NaN or infinite samples; clean or replace them")
+        raise EmbeddingError(f"{name} contains NaN or infinite samples; clean or replace them")
     return x
 
 
 def _check_audio(audio, sample_rate) -> np.ndarray:
     if sample_rate != SAMPLE_RATE:
-        raise ParameterError(
+        raise EmbeddingError(
             f"sample_rate={sample_rate!r}: the auditory model runs at {SAMPLE_RATE} Hz; "
             "resample first (embeddings.timefeatures.preprocess does it as in the reference)"
         )
@@ -359,10 +359,10 @@ def _check_audio(audio, sample_rate) -> np.ndarray:
 def _frame_params(frame_ms, tau_ms):
     for name, v in (("frame_ms", frame_ms), ("tau_ms", tau_ms)):
         if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v <= 0:
-            raise ParameterError(f"{name}={v!r}; it must be a positive number of milliseconds")
+            raise EmbeddingError(f"{name}={v!r}; it must be a positive number of milliseconds")
     frame_len = frame_ms * SAMPLE_RATE / 1000.0
     if abs(frame_len - round(frame_len)) > 1e-9:
-        raise ParameterError(
+        raise EmbeddingError(
             f"frame_ms={frame_ms!r} is not a whole number of samples at {SAMPLE_RATE} Hz; "
             "use a multiple of 1/16 ms (4 ms is the reference)"
         )
@@ -447,7 +447,7 @@ def auditory_spectrogram(audio, *, sample_rate: int = SAMPLE_RATE, frame_ms: flo
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Wrong sample rate, empty / non-finite / multi-channel audio, bad frame or time constant.
     """
     x = _check_audio(audio, sample_rate)
@@ -518,9 +518,9 @@ def _check_modulations(values, name):
     try:
         v = tuple(float(s) for s in values)
     except TypeError:
-        raise ParameterError(f"{name} must be a sequence of numbers") from None
+        raise EmbeddingError(f"{name} must be a sequence of numbers") from None
     if not v or any((not math.isfinite(s)) or s == 0 for s in v):
-        raise ParameterError(f"{name}={values!r}; give a non-empty sequence of finite non-zero values")
+        raise EmbeddingError(f"{name}={values!r}; give a non-empty sequence of finite non-zero values")
     return v
 
 
@@ -554,15 +554,15 @@ def stmf_from_spectrogram(spectrogram, *, frame_rate_hz: float = 250.0,
     """
     v = np.asarray(spectrogram, dtype=np.float64)
     if v.ndim != 2 or v.shape[0] < 2 or not 1 <= v.shape[1] <= _STMF_NFFT_SCALE // 2:
-        raise ParameterError(
+        raise EmbeddingError(
             f"spectrogram has shape {v.shape}; give (n_frames >= 2, n_channels <= 128), e.g. "
             "the output of auditory_spectrogram for audio of at least 2 frames"
         )
     if not np.all(np.isfinite(v)):
-        raise ParameterError("spectrogram contains NaN or infinite values")
+        raise EmbeddingError("spectrogram contains NaN or infinite values")
     if not (isinstance(frame_rate_hz, (int, float, np.number)) and math.isfinite(frame_rate_hz)
             and frame_rate_hz > 0):
-        raise ParameterError(f"frame_rate_hz={frame_rate_hz!r}; it must be a positive number")
+        raise EmbeddingError(f"frame_rate_hz={frame_rate_hz!r}; it must be a positive number")
     scales = _check_modulations(scales, "scales")
     rates = _check_modulations(rates_hz, "rates_hz")
     n_frames, n_ch = v.shape
@@ -612,7 +612,7 @@ def stmf(audio, *, sample_rate: int = SAMPLE_RATE, frame_ms: float = 4, tau_ms: 
     spec = auditory_spectrogram(audio, sample_rate=sample_rate, frame_ms=frame_ms, tau_ms=tau_ms,
                                 filterbank=filterbank, table_path=table_path)
     if spec.shape[0] < 2:
-        raise ParameterError(
+        raise EmbeddingError(
             f"audio of {np.asarray(audio).shape[0]} samples gives {spec.shape[0]} frame; STMF "
             f"needs at least 2 frames ({2 * frame_ms} ms)"
         )

@@ -26,10 +26,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable, Optional, Tuple
 
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
-    "ParameterError",
+    "EmbeddingError",
     "ModelSpec",
     "WeightsStatus",
     "models_dir",
@@ -59,7 +59,7 @@ def models_dir(path: Optional[os.PathLike] = None) -> Optional[Path]:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If the directory given does not exist.
     """
     chosen = path if path is not None else os.environ.get(MODELS_DIR_ENV) or None
@@ -68,7 +68,7 @@ def models_dir(path: Optional[os.PathLike] = None) -> Optional[Path]:
     chosen = Path(chosen).expanduser()
     if not chosen.is_dir():
         source = "models_dir" if path is not None else MODELS_DIR_ENV
-        raise ParameterError(
+        raise EmbeddingError(
             f"{source}={str(chosen)!r} is not a directory. Point it at a folder laid out like "
             f"shared/models/ (one sub-folder per model, e.g. yamnet/), or unset it."
         )
@@ -150,7 +150,7 @@ class ModelSpec:
         """Import the HEAR module and call its ``load_model``. Returns ``(module, model)``."""
         ok, where = self.can_run(models_dir_path)
         if not ok:
-            raise ParameterError(f"model {self.name!r} cannot run on this machine: {where}")
+            raise EmbeddingError(f"model {self.name!r} cannot run on this machine: {where}")
         module = self.import_module()
         # Weights that ship inside a wheel are found by the adapter itself: pass a path only
         # when the weights are a file or folder on disk.

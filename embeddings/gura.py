@@ -48,7 +48,7 @@ from embeddings.wav2vec2 import (
     load_backbone,
     pad_to_receptive_field,
 )
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -95,10 +95,10 @@ class GURAFusion(torch.nn.Module):
     def __init__(self, hubert, wav2vec2, crepe, *, chunk_sounds: int = 16):
         super().__init__()
         if isinstance(chunk_sounds, bool) or not isinstance(chunk_sounds, int) or chunk_sounds < 1:
-            raise ParameterError(f"chunk_sounds must be a positive integer, got {chunk_sounds!r}")
+            raise EmbeddingError(f"chunk_sounds must be a positive integer, got {chunk_sounds!r}")
         geometry = frame_geometry(wav2vec2.config)
         if frame_geometry(hubert.config) != geometry:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"HuBERT frames (receptive field, stride) {frame_geometry(hubert.config)} differ from "
                 f"wav2vec2's {geometry}; GURA needs the same frames in both"
             )
@@ -172,7 +172,7 @@ def fuse(hubert: torch.Tensor, wav2vec2: torch.Tensor, crepe: torch.Tensor) -> t
         ``align_corners=False``).
     """
     if hubert.shape[:2] != wav2vec2.shape[:2]:
-        raise ParameterError(
+        raise EmbeddingError(
             f"HuBERT gives {tuple(hubert.shape[:2])} (sounds, frames) and wav2vec2 {tuple(wav2vec2.shape[:2])}; "
             f"they must match"
         )
@@ -196,7 +196,7 @@ def _find_backbones(folder: Path) -> Tuple[Optional[Path], Optional[Path]]:
             found[model_type].append(sub)
     for model_type, paths in found.items():
         if len(paths) > 1:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"{str(folder)!r} holds {len(paths)} {model_type} folders ({', '.join(p.name for p in paths)}); "
                 f"keep one or pass {model_type}_path="
             )
@@ -231,7 +231,7 @@ def load_model(
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         A model folder missing or incomplete, weights not covering a backbone, or different
         frame geometries.
     """
@@ -239,7 +239,7 @@ def load_model(
     if model_file_path not in ("", None):
         folder = Path(os.fspath(model_file_path))
         if not folder.is_dir():
-            raise ParameterError(
+            raise EmbeddingError(
                 f"GURA needs a folder with the HuBERT and wav2vec2 model folders; {str(folder)!r} is not a folder"
             )
         found = _find_backbones(folder)
@@ -248,7 +248,7 @@ def load_model(
     missing = [name for name, p in (("HuBERT (model_type 'hubert')", hubert_path),
                                     ("wav2vec2 (model_type 'wav2vec2')", wav2vec2_path)) if p is None]
     if missing:
-        raise ParameterError(
+        raise EmbeddingError(
             f"GURA fusion_cat_xwc needs local {' and '.join(missing)} model folder(s): put "
             f"hubert-xlarge-ll60k/ and wav2vec2-large-960h-lv60-self/ under <models-dir>/gura/ "
             f"or pass hubert_path= / wav2vec2_path="
@@ -263,7 +263,7 @@ def load_model(
 
 def _check_model(model) -> GURAFusion:
     if not isinstance(model, GURAFusion):
-        raise ParameterError(f"model must be a GURAFusion from embeddings.gura.load_model, got {type(model).__name__}")
+        raise EmbeddingError(f"model must be a GURAFusion from embeddings.gura.load_model, got {type(model).__name__}")
     return model
 
 
@@ -288,7 +288,7 @@ def get_timestamp_embeddings(
     """
     model = _check_model(model)
     if isinstance(hop_samples, bool) or not isinstance(hop_samples, int) or hop_samples < 1:
-        raise ParameterError(f"hop_samples must be a positive integer, got {hop_samples!r}")
+        raise EmbeddingError(f"hop_samples must be a positive integer, got {hop_samples!r}")
     audio = as_audio_batch(audio, model_name="gura")
     audio = pad_to_receptive_field(audio, model.receptive_field)
     device = next(model.wav2vec2.parameters()).device

@@ -11,7 +11,7 @@ with two fixes for its known traps:
 * **silent random weights**: upstream wraps ``saver.restore`` in a bare ``except`` and goes on
   with freshly initialised variables when the restore fails. Here the restore is not guarded,
   and :func:`verify_restored` then compares every variable of the session with the
-  checkpoint (a ``ParameterError`` names the first that differs);
+  checkpoint (a ``EmbeddingError`` names the first that differs);
 * **float16 overflow**: upstream casts the mel spectrogram to float16 and computes
   ``log10(10000 x + 1)`` *in float16*, which is ``inf`` as soon as a mel value exceeds 6.55 (a
   loud tone does), and the network then outputs NaN. :func:`log_mel` repeats upstream's
@@ -41,7 +41,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from embeddings.base import ParameterError
+from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
 
 __all__ = [
@@ -121,7 +121,7 @@ def verify_restored(session, variables, prefix: str) -> None:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Naming the first variable that is missing from the checkpoint or differs from it
         (e.g. a restore that failed and left random initial values).
     """
@@ -130,10 +130,10 @@ def verify_restored(session, variables, prefix: str) -> None:
     for variable, value in zip(variables, values):
         name = variable.op.name
         if not reader.has_tensor(name):
-            raise ParameterError(f"variable {name!r} of the musicnn graph is not in the checkpoint {prefix!r}.")
+            raise EmbeddingError(f"variable {name!r} of the musicnn graph is not in the checkpoint {prefix!r}.")
         expected = reader.get_tensor(name)
         if expected.shape != value.shape or not np.array_equal(expected, value):
-            raise ParameterError(
+            raise EmbeddingError(
                 f"variable {name!r} does not hold the value stored in {prefix!r}: the weights were not "
                 f"restored (upstream musicnn hides this behind a bare except and runs random weights). "
                 f"Reinstall musicnn or pass the right checkpoint folder."
@@ -149,7 +149,7 @@ def _legacy_keras():
     graph is built and restored afterwards.
     """
     if importlib.util.find_spec("tf_keras") is None:
-        raise ParameterError(
+        raise EmbeddingError(
             "musicnn needs TensorFlow's TF1 layers, which Keras 3 lacks: pip install --no-deps "
             "tf-keras==<your tensorflow version>"
         )
@@ -167,7 +167,7 @@ def _legacy_keras():
 def _wheel_folder(model_name: str) -> Path:
     spec = importlib.util.find_spec("musicnn")
     if spec is None or not spec.submodule_search_locations:
-        raise ParameterError("musicnn needs the musicnn package: pip install --no-deps musicnn==0.1.0")
+        raise EmbeddingError("musicnn needs the musicnn package: pip install --no-deps musicnn==0.1.0")
     return Path(list(spec.submodule_search_locations)[0]) / model_name
 
 
@@ -179,18 +179,18 @@ class MusicnnModel:
     def __init__(self, folder: Path, *, model_name: str, layer: str, input_length_s: float,
                  pad_mode: str, batch_size: int):
         if pad_mode not in PAD_MODES:
-            raise ParameterError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
+            raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         if layer not in LAYERS:
-            raise ParameterError(f"layer={layer!r} is not one of {tuple(LAYERS)}.")
+            raise EmbeddingError(f"layer={layer!r} is not one of {tuple(LAYERS)}.")
         if model_name not in MODELS:
-            raise ParameterError(f"model_name={model_name!r} is not one of {tuple(MODELS)}.")
+            raise EmbeddingError(f"model_name={model_name!r} is not one of {tuple(MODELS)}.")
         if not (isinstance(input_length_s, (int, float)) and 0.1 <= input_length_s <= 30):
-            raise ParameterError(f"input_length_s={input_length_s!r} must be a number of seconds in [0.1, 30].")
+            raise EmbeddingError(f"input_length_s={input_length_s!r} must be a number of seconds in [0.1, 30].")
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ParameterError(f"batch_size={batch_size!r} must be a positive int.")
+            raise EmbeddingError(f"batch_size={batch_size!r} must be a positive int.")
         for name in ("tensorflow", "musicnn"):
             if importlib.util.find_spec(name) is None:
-                raise ParameterError(f"musicnn needs {name}: pip install tensorflow-cpu tf-keras; "
+                raise EmbeddingError(f"musicnn needs {name}: pip install tensorflow-cpu tf-keras; "
                                      f"pip install --no-deps musicnn==0.1.0")
         import tensorflow as tf
 
@@ -199,7 +199,7 @@ class MusicnnModel:
         self.folder = Path(folder)
         self.prefix = str(self.folder) + os.sep  # upstream: saver.restore(sess, dirname + '/' + model + '/')
         if not Path(self.prefix + ".index").is_file():
-            raise ParameterError(f"{self.folder} holds no musicnn checkpoint ('.index' file missing).")
+            raise EmbeddingError(f"{self.folder} holds no musicnn checkpoint ('.index' file missing).")
         self.model_name, self.layer, self.pad_mode = model_name, layer, pad_mode
         self.batch_size = batch_size
         self.patch_frames = _patch_frames(input_length_s)
@@ -256,7 +256,7 @@ def load_model(
     """
     folder = Path(model_file_path).expanduser() if model_file_path else _wheel_folder(model_name)
     if not folder.is_dir():
-        raise ParameterError(f"model_file_path={str(folder)!r} is not a musicnn checkpoint folder.")
+        raise EmbeddingError(f"model_file_path={str(folder)!r} is not a musicnn checkpoint folder.")
     return MusicnnModel(folder, model_name=model_name, layer=layer, input_length_s=input_length_s,
                         pad_mode=pad_mode, batch_size=batch_size)
 

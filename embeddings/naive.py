@@ -27,7 +27,7 @@ import librosa
 import torch
 
 from embeddings.audio import as_audio_batch
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "RandomProjectionMelEmbedding",
@@ -133,7 +133,7 @@ def frame_audio(
         Frame centres in milliseconds.
     """
     if not (isinstance(hop_size_ms, (int, float)) and math.isfinite(hop_size_ms) and hop_size_ms > 0):
-        raise ParameterError(f"hop_size_ms must be a positive number of milliseconds, got {hop_size_ms!r}")
+        raise EmbeddingError(f"hop_size_ms must be a positive number of milliseconds, got {hop_size_ms!r}")
     padded = torch.nn.functional.pad(audio, (frame_size // 2, frame_size - frame_size // 2))
     n_padded = padded.shape[-1]
     hop = hop_size_ms / 1000.0 * sample_rate
@@ -170,7 +170,7 @@ def load_model(model_file_path: str = "") -> RandomProjectionMelEmbedding:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If the file is missing, is not a state dict of tensors, or its keys or shapes do not
         match this model.
     """
@@ -178,23 +178,23 @@ def load_model(model_file_path: str = "") -> RandomProjectionMelEmbedding:
     if model_file_path not in ("", None):
         path = os.fspath(model_file_path)
         if not os.path.isfile(path):
-            raise ParameterError(f"model_file_path={path!r} is not a file; pass '' for the seed-0 weights")
+            raise EmbeddingError(f"model_file_path={path!r} is not a file; pass '' for the seed-0 weights")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several types for non-tensor pickles
-            raise ParameterError(
+            raise EmbeddingError(
                 f"model_file_path={path!r} is not a tensor-only state dict readable with "
                 f"torch.load(weights_only=True): {exc}"
             ) from None
         if not isinstance(state, Mapping):
-            raise ParameterError(
+            raise EmbeddingError(
                 f"model_file_path={path!r} holds a {type(state).__name__}, not a state dict; save "
                 f"one with torch.save(model.state_dict(), path)"
             )
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"model_file_path={path!r} does not match the naive baseline "
                 f"(keys window, mel_scale, projection (256, 4096)): {exc}"
             ) from None
@@ -203,7 +203,7 @@ def load_model(model_file_path: str = "") -> RandomProjectionMelEmbedding:
 
 def _check_model(model) -> RandomProjectionMelEmbedding:
     if not isinstance(model, RandomProjectionMelEmbedding):
-        raise ParameterError(
+        raise EmbeddingError(
             f"model must be a RandomProjectionMelEmbedding from embeddings.naive.load_model, "
             f"got {type(model).__name__}"
         )

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 
 from embeddings.audio import as_audio_batch
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -112,7 +112,7 @@ _DYNAMIC_RANGE_DB = 80.0
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
-        raise ParameterError(f"{name}={value!r} is not available; choose one of {', '.join(map(str, choices))}")
+        raise EmbeddingError(f"{name}={value!r} is not available; choose one of {', '.join(map(str, choices))}")
 
 
 class KapreSpectrogram(torch.nn.Module):
@@ -223,7 +223,7 @@ class OpenL3Embedding(torch.nn.Module):
         if content_type is not None:
             _check_choice("content_type", content_type, CONTENT_TYPES)
         if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
-            raise ParameterError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
+            raise EmbeddingError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
         self.input_repr = input_repr
         self.content_type = content_type
         self.embedding_size = embedding_size
@@ -297,13 +297,13 @@ def read_keras_weights(path) -> list:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If h5py is missing or the file is not a legacy Keras weights file.
     """
     try:
         import h5py
     except ImportError:
-        raise ParameterError(
+        raise EmbeddingError(
             "reading OpenL3 Keras weights (.h5) needs h5py: pip install h5py, or pass a "
             "torchopenl3 .pth.tar file instead"
         ) from None
@@ -312,7 +312,7 @@ def read_keras_weights(path) -> list:
         with h5py.File(path, "r") as handle:
             group = handle["model_weights"] if "model_weights" in handle else handle
             if "layer_names" not in group.attrs:
-                raise ParameterError(
+                raise EmbeddingError(
                     f"{str(path)!r} is an HDF5 file without the 'layer_names' attribute of a legacy "
                     f"Keras weights file; OpenL3 weights are the openl3_audio_*.h5 files of marl/openl3"
                 )
@@ -327,7 +327,7 @@ def read_keras_weights(path) -> list:
                     weights[short] = np.asarray(layer[name], dtype=np.float32)
                 layers.append((layer_name, weights))
     except OSError as exc:
-        raise ParameterError(f"{str(path)!r} cannot be read as an HDF5 file: {exc}") from None
+        raise EmbeddingError(f"{str(path)!r} cannot be read as an HDF5 file: {exc}") from None
     return layers
 
 
@@ -350,7 +350,7 @@ def keras_state_dict(layers) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If the layers are not the 8 batch norms and 8 convolutions of OpenL3 in order.
     """
     batch_norms, convs, front = [], [], {}
@@ -363,12 +363,12 @@ def keras_state_dict(layers) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
         elif keys & {"real_kernels", "imag_kernels", "freq2mel"}:
             front.update(weights)
         else:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"layer {name!r} of the Keras file has weights {sorted(keys)}, which no OpenL3 "
                 f"audio layer has; is this an OpenL3 audio (not image) model?"
             )
     if len(batch_norms) != len(_CONVS) or len(convs) != len(_CONVS):
-        raise ParameterError(
+        raise EmbeddingError(
             f"an OpenL3 audio model has {len(_CONVS)} BatchNormalization and {len(_CONVS)} Conv2D "
             f"layers; the Keras file has {len(batch_norms)} and {len(convs)}"
         )
@@ -378,7 +378,7 @@ def keras_state_dict(layers) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
     ):
         kernel = conv["kernel"]
         if kernel.shape != (3, 3, n_in, n_out) or bn["gamma"].shape != (n_in,):
-            raise ParameterError(
+            raise EmbeddingError(
                 f"Keras layers {bn_name!r}/{conv_name!r} have shapes {bn['gamma'].shape}/"
                 f"{kernel.shape}; OpenL3 layer {index} expects ({n_in},)/(3, 3, {n_in}, {n_out})"
             )
@@ -421,14 +421,14 @@ def _read_state(path: str) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-tensor pickles
-        raise ParameterError(
+        raise EmbeddingError(
             f"{path!r} is neither a Keras .h5 file nor a tensor-only state dict readable with "
             f"torch.load(weights_only=True): {exc}"
         ) from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
-        raise ParameterError(f"{path!r} holds a {type(state).__name__}, not a torchopenl3 state dict")
+        raise EmbeddingError(f"{path!r} holds a {type(state).__name__}, not a torchopenl3 state dict")
     state = dict(state)
     return state, _input_repr_from_state(state)
 
@@ -446,13 +446,13 @@ def _resolve_path(model_file_path) -> str:
             if p.suffix in (".h5", ".hdf5") or p.name.endswith((".pth", ".pth.tar", ".pt"))
         )
         if len(files) != 1:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"{path!r} is a folder with {len(files)} OpenL3 weight files "
                 f"({', '.join(p.name for p in files) or 'none'}); pass one file"
             )
         path = str(files[0])
     if not os.path.isfile(path):
-        raise ParameterError(
+        raise EmbeddingError(
             f"OpenL3 weights file {path!r} not found; pass openl3_audio_<repr>_<content>.h5 "
             f"(marl/openl3) or torchopenl3_<repr>_<content>_<size>.pth.tar"
         )
@@ -491,12 +491,12 @@ def load_model(
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Missing file, unreadable format, layers or shapes that are not OpenL3's, or an
         ``input_repr`` that contradicts the stored front end.
     """
     if model_file_path in ("", None):
-        raise ParameterError(
+        raise EmbeddingError(
             "OpenL3 needs a local weights file (openl3_audio_mel256_music.h5 from marl/openl3, or "
             "a torchopenl3 .pth.tar); put it under <models-dir>/openl3/ or pass its path"
         )
@@ -506,7 +506,7 @@ def load_model(
     if input_repr is None:
         input_repr = stored_repr or named_repr or "mel256"
     elif stored_repr is not None and stored_repr != input_repr:
-        raise ParameterError(
+        raise EmbeddingError(
             f"input_repr={input_repr!r} but {path!r} stores a {stored_repr} front end; "
             f"pass input_repr={stored_repr!r}"
         )
@@ -522,7 +522,7 @@ def load_model(
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ParameterError(
+        raise EmbeddingError(
             f"{path!r} does not hold OpenL3 {input_repr} audio weights (check input_repr=): {exc}"
         ) from None
     model.weights_file = path
@@ -531,7 +531,7 @@ def load_model(
 
 def _check_model(model) -> OpenL3Embedding:
     if not isinstance(model, OpenL3Embedding):
-        raise ParameterError(
+        raise EmbeddingError(
             f"model must be an OpenL3Embedding from embeddings.openl3.load_model, got {type(model).__name__}"
         )
     return model
@@ -539,10 +539,10 @@ def _check_model(model) -> OpenL3Embedding:
 
 def _hop_samples(hop_ms) -> int:
     if isinstance(hop_ms, bool) or not isinstance(hop_ms, (int, float)) or not math.isfinite(hop_ms) or hop_ms <= 0:
-        raise ParameterError(f"hop_ms must be a positive number of milliseconds, got {hop_ms!r}")
+        raise EmbeddingError(f"hop_ms must be a positive number of milliseconds, got {hop_ms!r}")
     hop = int(round(hop_ms * SAMPLE_RATE / 1000.0))
     if hop < 1:
-        raise ParameterError(f"hop_ms={hop_ms!r} is shorter than one sample at 48 kHz")
+        raise EmbeddingError(f"hop_ms={hop_ms!r} is shorter than one sample at 48 kHz")
     return hop
 
 

@@ -9,7 +9,7 @@ import importlib.util
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from embeddings.base import ModelSpec, ParameterError, WeightsStatus, models_dir
+from embeddings.base import ModelSpec, EmbeddingError, WeightsStatus, models_dir
 
 
 def _in_wheel(package: str, *relative: str):
@@ -261,7 +261,7 @@ REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 def register(spec: ModelSpec, *, replace: bool = False) -> None:
     """Add a model to the registry (``replace=True`` to overwrite an entry of the same name)."""
     if spec.name in REGISTRY and not replace:
-        raise ParameterError(
+        raise EmbeddingError(
             f"a model named {spec.name!r} is already registered; pass replace=True or pick another name"
         )
     REGISTRY[spec.name] = spec
@@ -272,7 +272,7 @@ def get_spec(name: str) -> ModelSpec:
         return REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
-        raise ParameterError(f"unknown model {name!r}; registered models: {known}") from None
+        raise EmbeddingError(f"unknown model {name!r}; registered models: {known}") from None
 
 
 def list_models() -> List[ModelSpec]:

@@ -34,7 +34,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from embeddings.base import ParameterError
+from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
 
 __all__ = [
@@ -62,7 +62,7 @@ MIN_COVERAGE = 0.75
 def _wheel_weights() -> Path:
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise ParameterError(
+        raise EmbeddingError(
             "Resemblyzer needs the resemblyzer package: pip install --no-deps resemblyzer==0.1.4 "
             "webrtcvad-wheels"
         )
@@ -78,13 +78,13 @@ class ResemblyzerModel:
 
     def __init__(self, weights: Path, *, pad_mode: str, batch_size: int):
         if pad_mode not in PAD_MODES:
-            raise ParameterError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
+            raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ParameterError(f"batch_size={batch_size!r} must be a positive int.")
+            raise EmbeddingError(f"batch_size={batch_size!r} must be a positive int.")
         try:
             from resemblyzer.voice_encoder import VoiceEncoder
         except ImportError as error:  # webrtcvad is imported by resemblyzer/__init__.py
-            raise ParameterError(
+            raise EmbeddingError(
                 f"cannot import resemblyzer ({error}); pip install --no-deps resemblyzer==0.1.4 "
                 f"webrtcvad-wheels"
             ) from error
@@ -138,7 +138,7 @@ def load_model(model_file_path: str = "", *, pad_mode: str = "center", batch_siz
     """
     path = Path(model_file_path).expanduser() if model_file_path else _wheel_weights()
     if not path.is_file():
-        raise ParameterError(f"model_file_path={str(path)!r} is not a file; pass a VoiceEncoder .pt or ''.")
+        raise EmbeddingError(f"model_file_path={str(path)!r} is not a file; pass a VoiceEncoder .pt or ''.")
     return ResemblyzerModel(path, pad_mode=pad_mode, batch_size=batch_size)
 
 

@@ -51,7 +51,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal
 
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 from embeddings import auditory
 
 __all__ = [
@@ -98,24 +98,24 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Missing or unreadable file.
     """
     import soundfile as sf
 
     p = Path(path)
     if not p.is_file():
-        raise ParameterError(f"sound file {str(p)!r} does not exist; check the path")
+        raise EmbeddingError(f"sound file {str(p)!r} does not exist; check the path")
     try:
         data, sr = sf.read(str(p), dtype="float64", always_2d=True)
     except Exception as exc:
-        raise ParameterError(f"cannot read sound file {str(p)!r} ({exc}); give an AIFF/WAV/FLAC file") from None
+        raise EmbeddingError(f"cannot read sound file {str(p)!r} ({exc}); give an AIFF/WAV/FLAC file") from None
     return data.mean(axis=1), int(sr)
 
 
 def _check_signal(audio, sample_rate, *, name="audio") -> np.ndarray:
     if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
-        raise ParameterError(f"sample_rate={sample_rate!r}; give a positive integer in Hz")
+        raise EmbeddingError(f"sample_rate={sample_rate!r}; give a positive integer in Hz")
     return auditory._as_signal(audio, name)
 
 
@@ -138,7 +138,7 @@ def preprocess(audio, sample_rate: int) -> np.ndarray:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Bad audio, or ``max(x) <= 0`` (silent or all-negative signal: the reference scaling
         is undefined).
     """
@@ -147,7 +147,7 @@ def preprocess(audio, sample_rate: int) -> np.ndarray:
     x = np.concatenate([x, np.zeros(n_pad)])
     peak = float(np.max(x))
     if peak <= 0:
-        raise ParameterError(
+        raise EmbeddingError(
             "audio has no positive sample (silent or all-negative); the reference scaling "
             "x / 1.01 / max(x) is undefined. Give a non-silent signal."
         )
@@ -155,7 +155,7 @@ def preprocess(audio, sample_rate: int) -> np.ndarray:
     if sample_rate != TARGET_SAMPLE_RATE:
         n_out = int(x.shape[0] / sample_rate * TARGET_SAMPLE_RATE)
         if n_out < 1:
-            raise ParameterError(f"audio is too short to resample to {TARGET_SAMPLE_RATE} Hz")
+            raise EmbeddingError(f"audio is too short to resample to {TARGET_SAMPLE_RATE} Hz")
         x = signal.resample(x, n_out)
     return x
 
@@ -183,7 +183,7 @@ def resample_like_librosa(audio, sample_rate: int) -> np.ndarray:
 
         x = librosa.resample(x, orig_sr=sample_rate, target_sr=TARGET_SAMPLE_RATE, res_type="soxr_hq")
         if x.size == 0:
-            raise ParameterError(f"audio is too short to resample to {TARGET_SAMPLE_RATE} Hz")
+            raise EmbeddingError(f"audio is too short to resample to {TARGET_SAMPLE_RATE} Hz")
     return x.astype(np.float64)
 
 
@@ -213,16 +213,16 @@ def stft_average(audio, *, sample_rate: int = TARGET_SAMPLE_RATE, n_fft: int = 1
         Frequencies ``k * 16000 / n_fft`` Hz.
     """
     if sample_rate != TARGET_SAMPLE_RATE:
-        raise ParameterError(
+        raise EmbeddingError(
             f"sample_rate={sample_rate!r}; the time-averaged STFT is defined at "
             f"{TARGET_SAMPLE_RATE} Hz: resample first (see preprocess)"
         )
     x = _check_signal(audio, sample_rate)
     for name, v, lo in (("n_fft", n_fft, 2), ("hop_length", hop_length, 1)):
         if not isinstance(v, (int, np.integer)) or v < lo:
-            raise ParameterError(f"{name}={v!r}; give an integer >= {lo}")
+            raise EmbeddingError(f"{name}={v!r}; give an integer >= {lo}")
     if n_fft % 2:
-        raise ParameterError(f"n_fft={n_fft}; give an even FFT length (1024 is the reference)")
+        raise EmbeddingError(f"n_fft={n_fft}; give an even FFT length (1024 is the reference)")
     half = n_fft // 2
     x = np.concatenate([np.zeros(half), x, np.zeros(half)])
     if x.shape[0] < n_fft:
@@ -284,21 +284,21 @@ def scattering_average(audio, *, sample_rate: int = TARGET_SAMPLE_RATE, J: int =
         defaults).
     """
     if sample_rate != TARGET_SAMPLE_RATE:
-        raise ParameterError(
+        raise EmbeddingError(
             f"sample_rate={sample_rate!r}; the scattering features are defined at "
             f"{TARGET_SAMPLE_RATE} Hz: resample first (see preprocess)"
         )
     x = _check_signal(audio, sample_rate)
     if not isinstance(J, (int, np.integer)) or not 1 <= J <= 20:
-        raise ParameterError(f"J={J!r}; give an integer in 1..20 (12 is the default)")
+        raise EmbeddingError(f"J={J!r}; give an integer in 1..20 (12 is the default)")
     try:
         q = tuple(int(v) for v in (Q if np.ndim(Q) else (Q, 1)))
     except (TypeError, ValueError):
-        raise ParameterError(f"Q={Q!r}; give an int or a pair of ints, e.g. (12, 1)") from None
+        raise EmbeddingError(f"Q={Q!r}; give an int or a pair of ints, e.g. (12, 1)") from None
     if len(q) != 2 or min(q) < 1:
-        raise ParameterError(f"Q={Q!r}; give an int or a pair of positive ints, e.g. (12, 1)")
+        raise EmbeddingError(f"Q={Q!r}; give an int or a pair of positive ints, e.g. (12, 1)")
     if max_order not in (1, 2):
-        raise ParameterError(f"max_order={max_order!r}; give 1 or 2")
+        raise EmbeddingError(f"max_order={max_order!r}; give 1 or 2")
     n = x.shape[0]
     size = 1 << max(J + 1, int(math.ceil(math.log2(n))))
     op = _scattering_operator(int(J), size, q, int(max_order))
@@ -313,7 +313,7 @@ def scattering_average(audio, *, sample_rate: int = TARGET_SAMPLE_RATE, J: int =
 
 def _check_representation(representation):
     if representation not in REPRESENTATIONS:
-        raise ParameterError(
+        raise EmbeddingError(
             f"representation={representation!r} is unknown; choose one of {', '.join(REPRESENTATIONS)}"
         )
 
@@ -366,12 +366,12 @@ def study_scale(features) -> float:
     """
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or f.shape[0] == 0 or f.shape[1] == 0:
-        raise ParameterError(f"features has shape {f.shape}; give (n_sounds, n_features), both >= 1")
+        raise EmbeddingError(f"features has shape {f.shape}; give (n_sounds, n_features), both >= 1")
     if not np.all(np.isfinite(f)):
-        raise ParameterError("features contain NaN or infinite values")
+        raise EmbeddingError("features contain NaN or infinite values")
     scale = float(np.mean(np.max(np.abs(f), axis=1)))
     if scale <= 0:
-        raise ParameterError("all features are zero; the study-wide scale is undefined")
+        raise EmbeddingError("all features are zero; the study-wide scale is undefined")
     return scale
 
 
@@ -404,21 +404,21 @@ def study_features(sounds: Iterable[SoundLike], representation: str, *,
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Unknown representation, no sounds, unreadable file, array without ``sample_rate``.
     """
     _check_representation(representation)
     if isinstance(sounds, (str, os.PathLike)) or (
             isinstance(sounds, np.ndarray) and sounds.ndim != 2):
-        raise ParameterError(
+        raise EmbeddingError(
             "sounds must be a list of files or signals (or a 2-D array, one signal per row); "
             "wrap a single sound in a list"
         )
     items = list(sounds)
     if not items:
-        raise ParameterError("sounds is empty; give at least one sound file or signal")
+        raise EmbeddingError("sounds is empty; give at least one sound file or signal")
     if not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
-        raise ParameterError(f"n_jobs={n_jobs!r}; give a non-zero integer (1, 2, ..., or -1 for all cores)")
+        raise EmbeddingError(f"n_jobs={n_jobs!r}; give a non-zero integer (1, 2, ..., or -1 for all cores)")
     # resolve the filterbank once (clear errors, shared cache) before any work
     auditory.cochlear_filterbank(filterbank, table_path=table_path)
 
@@ -427,7 +427,7 @@ def study_features(sounds: Iterable[SoundLike], representation: str, *,
             audio, sr = read_audio(item)
         else:
             if sample_rate is None:
-                raise ParameterError(
+                raise EmbeddingError(
                     "a sound was given as an array but sample_rate is None; pass sample_rate=..."
                 )
             audio, sr = item, sample_rate
@@ -468,7 +468,7 @@ def reference_row_order(computed, reference) -> Tuple[np.ndarray, np.ndarray]:
     a = np.asarray(computed, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.ndim != 2 or a.shape != b.shape:
-        raise ParameterError(
+        raise EmbeddingError(
             f"computed {a.shape} and reference {b.shape} must be 2-D arrays of the same shape"
         )
     a = a - a.mean(axis=1, keepdims=True)
@@ -476,7 +476,7 @@ def reference_row_order(computed, reference) -> Tuple[np.ndarray, np.ndarray]:
     na = np.linalg.norm(a, axis=1, keepdims=True)
     nb = np.linalg.norm(b, axis=1, keepdims=True)
     if np.any(na == 0) or np.any(nb == 0):
-        raise ParameterError("a row is constant; its correlation is undefined")
+        raise EmbeddingError("a row is constant; its correlation is undefined")
     corr = (a / na) @ (b / nb).T
     rows, cols = linear_sum_assignment(-corr)
     order = cols[np.argsort(rows)]

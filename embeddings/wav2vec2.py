@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from embeddings.audio import as_audio_batch
-from synth.errors import ParameterError
+from embeddings.errors import EmbeddingError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -65,7 +65,7 @@ def _import_transformers():
     try:
         import transformers
     except ImportError:
-        raise ParameterError(
+        raise EmbeddingError(
             "wav2vec2 / HuBERT models need the 'transformers' package: pip install transformers"
         ) from None
     return transformers
@@ -92,24 +92,24 @@ def resolve_model_dir(model_file_path) -> Path:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If there is no ``config.json`` or no weights file there.
     """
     if model_file_path in ("", None):
-        raise ParameterError(
+        raise EmbeddingError(
             "wav2vec2 needs a local Hugging Face model folder (config.json + model.safetensors or "
             "pytorch_model.bin); put it under <models-dir>/wav2vec2/ or pass its path"
         )
     path = Path(os.fspath(model_file_path))
     folder = path if path.is_dir() else path.parent
     if not (folder / "config.json").is_file():
-        raise ParameterError(
+        raise EmbeddingError(
             f"{str(path)!r} is not a Hugging Face model folder: {folder / 'config.json'} is missing"
         )
     weights = [n for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                            "pytorch_model.bin.index.json") if (folder / n).is_file()]
     if not weights:
-        raise ParameterError(
+        raise EmbeddingError(
             f"{str(folder)!r} has config.json but no model.safetensors or pytorch_model.bin; copy the "
             f"weights next to it"
         )
@@ -134,7 +134,7 @@ def load_backbone(model_file_path, *, expected_type: Optional[str] = None):
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         Missing files, an unsupported ``model_type``, or backbone weights missing from the
         checkpoint.
     """
@@ -143,21 +143,21 @@ def load_backbone(model_file_path, *, expected_type: Optional[str] = None):
     try:
         config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:  # transformers raises OSError / ValueError for bad configs
-        raise ParameterError(f"cannot read {folder / 'config.json'}: {exc}") from None
+        raise EmbeddingError(f"cannot read {folder / 'config.json'}: {exc}") from None
     model_type = getattr(config, "model_type", None)
     if model_type not in _BACKBONES or (expected_type is not None and model_type != expected_type):
         wanted = expected_type or " or ".join(_BACKBONES)
-        raise ParameterError(f"{str(folder)!r} holds a {model_type!r} model; expected {wanted}")
+        raise EmbeddingError(f"{str(folder)!r} holds a {model_type!r} model; expected {wanted}")
     model_class = getattr(transformers, _BACKBONES[model_type])
     try:
         with _quiet_transformers(transformers):
             model, info = model_class.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
     except Exception as exc:  # transformers raises several types for unreadable checkpoints
-        raise ParameterError(f"cannot load the {model_type} weights in {str(folder)!r}: {exc}") from None
+        raise EmbeddingError(f"cannot load the {model_type} weights in {str(folder)!r}: {exc}") from None
     missing = [k for k in info.get("missing_keys", []) if k]
     mismatched = info.get("mismatched_keys", [])
     if missing or mismatched:
-        raise ParameterError(
+        raise EmbeddingError(
             f"the checkpoint in {str(folder)!r} does not cover the {model_type} backbone "
             f"(missing: {sorted(missing)[:5]}, mismatched: {list(mismatched)[:5]}); these weights would "
             f"be random. Use the checkpoint that goes with this config.json"
@@ -180,7 +180,7 @@ def _do_normalize(folder: Path, config) -> bool:
         try:
             return bool(json.loads(preprocessor.read_text()).get("do_normalize", True))
         except (OSError, ValueError) as exc:
-            raise ParameterError(f"cannot read {preprocessor}: {exc}") from None
+            raise EmbeddingError(f"cannot read {preprocessor}: {exc}") from None
     return getattr(config, "feat_extract_norm", "group") == "layer"
 
 
@@ -216,11 +216,11 @@ class Wav2Vec2Embedding(torch.nn.Module):
                  normalization: str = "batch", chunk_sounds: int = 64):
         super().__init__()
         if normalization not in NORMALIZATIONS:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"normalization={normalization!r} is not available; choose one of {', '.join(NORMALIZATIONS)}"
             )
         if isinstance(chunk_sounds, bool) or not isinstance(chunk_sounds, int) or chunk_sounds < 1:
-            raise ParameterError(f"chunk_sounds must be a positive integer, got {chunk_sounds!r}")
+            raise EmbeddingError(f"chunk_sounds must be a positive integer, got {chunk_sounds!r}")
         self.backbone = backbone
         self.normalize_wav = bool(normalize_wav)
         self.output_norm = bool(output_norm)
@@ -273,7 +273,7 @@ def load_model(
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
     """
     backbone, folder = load_backbone(model_file_path)
     if normalize_wav is None:
@@ -288,7 +288,7 @@ def load_model(
 
 def _check_model(model) -> Wav2Vec2Embedding:
     if not isinstance(model, Wav2Vec2Embedding):
-        raise ParameterError(
+        raise EmbeddingError(
             f"model must be a Wav2Vec2Embedding from embeddings.wav2vec2.load_model, got {type(model).__name__}"
         )
     return model

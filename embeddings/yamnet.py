@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from embeddings.audio import PAD_MODES, as_audio_array, frame_patches, pad_to_window
-from embeddings.base import ParameterError, models_dir
+from embeddings.base import EmbeddingError, models_dir
 
 __all__ = [
     "SAMPLE_RATE",
@@ -99,7 +99,7 @@ def find_tensor_by_name(tensor_details: Sequence[dict], name: str) -> dict:
 
     Raises
     ------
-    ParameterError
+    EmbeddingError
         If no tensor, or more than one, matches (the message lists near matches).
     """
     matches = []
@@ -112,13 +112,13 @@ def find_tensor_by_name(tensor_details: Sequence[dict], name: str) -> dict:
     leaf = name.rsplit("/", 1)[-1].lower()
     near = [d["name"] for d in tensor_details if leaf in d["name"].lower() or "mean" in d["name"].lower()]
     if not matches:
-        raise ParameterError(
+        raise EmbeddingError(
             f"no tensor named {name!r} in this TFLite model, so its embedding cannot be read "
             f"(tensors are matched by name, never by index). Near matches: {near[:8]}. Pass the "
             f"right name with load_model(..., embedding_tensor=NAME), or use a YAMNet file whose "
             f"graph keeps the layer names."
         )
-    raise ParameterError(
+    raise EmbeddingError(
         f"{len(matches)} tensors match the name {name!r}: {[d['name'] for d in matches]}; pass a "
         f"longer, unique name with load_model(..., embedding_tensor=NAME)."
     )
@@ -138,7 +138,7 @@ def _tflite_interpreter_class():
     for module_name in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
         if importlib.util.find_spec(module_name.split(".")[0]) is not None:
             return importlib.import_module(module_name).Interpreter
-    raise ParameterError(
+    raise EmbeddingError(
         "running a .tflite YAMNet needs a TFLite runtime: pip install ai-edge-litert "
         "(works with numpy 2), or tflite-runtime (numpy < 2)."
     )
@@ -154,7 +154,7 @@ class _YamnetBase:
 
     def __init__(self, pad_mode: str):
         if pad_mode not in PAD_MODES:
-            raise ParameterError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
+            raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         self.pad_mode = pad_mode
         #: shortest input the model sees without padding, in samples
         self.window_samples = PATCH_SAMPLES
@@ -184,7 +184,7 @@ class YamnetTFLite(_YamnetBase):
         self._interpreter.allocate_tensors()
         inputs = self._interpreter.get_input_details()
         if len(inputs) != 1 or list(inputs[0]["shape"]) != [PATCH_SAMPLES]:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"{self.model_file} is not a YAMNet TFLite model: expected one float32 input of "
                 f"shape [{PATCH_SAMPLES}], got {[(d['name'], list(d['shape'])) for d in inputs]}."
             )
@@ -192,7 +192,7 @@ class YamnetTFLite(_YamnetBase):
         outputs = self._interpreter.get_output_details()
         scores = [d for d in outputs if int(np.prod(d["shape"])) == N_CLASSES]
         if not scores:
-            raise ParameterError(f"{self.model_file} has no output of {N_CLASSES} class scores; is it YAMNet?")
+            raise EmbeddingError(f"{self.model_file} has no output of {N_CLASSES} class scores; is it YAMNet?")
         self._scores_index = scores[0]["index"]
         details = self._interpreter.get_tensor_details()
         if embedding_tensor is None:
@@ -201,17 +201,17 @@ class YamnetTFLite(_YamnetBase):
                 try:
                     detail = find_tensor_by_name(details, candidate)
                     break
-                except ParameterError as error:
+                except EmbeddingError as error:
                     last_error = error
             if detail is None:
-                raise ParameterError(
+                raise EmbeddingError(
                     f"{self.model_file}: neither {OFFICIAL_EMBEDDING_TENSOR!r} nor a tensor ending in "
                     f"{MOBILE_EMBEDDING_TENSOR!r} found. {last_error}"
                 )
         else:
             detail = find_tensor_by_name(details, embedding_tensor)
         if int(np.prod(detail["shape"])) != EMBEDDING_SIZE:
-            raise ParameterError(
+            raise EmbeddingError(
                 f"tensor {detail['name']!r} has shape {list(detail['shape'])}, not {EMBEDDING_SIZE} "
                 f"values: it is not YAMNet's embedding; pass embedding_tensor=NAME."
             )
@@ -248,7 +248,7 @@ def _hub_load(handle: str):
         import tensorflow_hub as hub
     except ImportError as error:
         if not Path(handle).is_dir():
-            raise ParameterError(
+            raise EmbeddingError(
                 f"loading the Hub handle {handle!r} needs tensorflow_hub, which failed to import "
                 f"({error}); pip install tensorflow-hub 'setuptools<81', or pass a local SavedModel directory."
             ) from error
@@ -268,7 +268,7 @@ class YamnetHub(_YamnetBase):
     def __init__(self, handle: str, *, pad_mode: str):
         super().__init__(pad_mode)
         if importlib.util.find_spec("tensorflow") is None:
-            raise ParameterError(
+            raise EmbeddingError(
                 "the TF-Hub YAMNet path needs tensorflow (and tensorflow_hub for Hub handles); "
                 "without them use a .tflite file (see shared/models/yamnet/)."
             )
@@ -291,7 +291,7 @@ class YamnetHub(_YamnetBase):
             out_scores, out_embeddings, _ = self._model(tf.constant(patch, dtype=tf.float32))
             out_embeddings = np.asarray(out_embeddings, dtype=np.float32)
             if out_embeddings.shape != (1, EMBEDDING_SIZE):
-                raise ParameterError(
+                raise EmbeddingError(
                     f"the SavedModel at {self.handle!r} returned embeddings of shape "
                     f"{out_embeddings.shape} for one 0.975 s patch, expected (1, {EMBEDDING_SIZE}); "
                     f"is it YAMNet?"
@@ -304,14 +304,14 @@ class YamnetHub(_YamnetBase):
 def _default_tflite(variant: str) -> Path:
     root = models_dir()
     if root is None:
-        raise ParameterError(
+        raise EmbeddingError(
             "no YAMNet model file given and no models directory set: pass "
             "load_model('/path/to/yamnet.tflite'), --models-dir, or set GEAR_MODELS_DIR to a "
             "folder holding yamnet/" + TFLITE_FILES[variant]
         )
     path = root / "yamnet" / TFLITE_FILES[variant]
     if not path.is_file():
-        raise ParameterError(f"{path} not found; put the YAMNet TFLite file there or pass its path.")
+        raise EmbeddingError(f"{path} not found; put the YAMNet TFLite file there or pass its path.")
     return path
 
 
@@ -350,9 +350,9 @@ def load_model(
         model file, else ``None``).
     """
     if variant not in TFLITE_FILES:
-        raise ParameterError(f"variant={variant!r} is not one of {tuple(TFLITE_FILES)}.")
+        raise EmbeddingError(f"variant={variant!r} is not one of {tuple(TFLITE_FILES)}.")
     if not isinstance(num_threads, int) or num_threads < 1:
-        raise ParameterError(f"num_threads={num_threads!r} must be a positive int.")
+        raise EmbeddingError(f"num_threads={num_threads!r} must be a positive int.")
     path_text = str(model_file_path) if model_file_path else ""
     if not path_text:
         return YamnetTFLite(_default_tflite(variant), embedding_tensor=embedding_tensor,
@@ -360,19 +360,19 @@ def load_model(
     path = Path(path_text).expanduser()
     if path.is_file():
         if path.suffix != ".tflite":
-            raise ParameterError(
+            raise EmbeddingError(
                 f"{path} is a file but not a .tflite model; pass a .tflite file or a SavedModel directory."
             )
         return YamnetTFLite(path, embedding_tensor=embedding_tensor, pad_mode=pad_mode, num_threads=num_threads)
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
-            raise ParameterError(f"{path} is a directory without saved_model.pb: not a TensorFlow SavedModel.")
+            raise EmbeddingError(f"{path} is a directory without saved_model.pb: not a TensorFlow SavedModel.")
         return YamnetHub(str(path), pad_mode=pad_mode)
     if "://" in path_text or path_text.startswith(("google/", "tfhub.dev")):
         # A Hub handle: tensorflow_hub resolves it from its local cache (TFHUB_CACHE_DIR);
         # on a machine without network it fails there with the library's own message.
         return YamnetHub(path_text, pad_mode=pad_mode)
-    raise ParameterError(f"model_file_path={path_text!r} does not exist.")
+    raise EmbeddingError(f"model_file_path={path_text!r} does not exist.")
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""gear: analysis, timbre metric learning, reports and the command line."""
-from synth.errors import ParameterError
+"""gear: analysis, metrics, the results store, timbre metric learning, reports and the command line."""
+from gear.errors import GearError, ParameterError, StoreError, SubmissionError
 
-__all__ = ["ParameterError"]
+__all__ = ["GearError", "ParameterError", "StoreError", "SubmissionError"]

@@ -23,7 +23,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = [
     "DisconnectedGraphWarning",

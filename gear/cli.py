@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from synth.errors import ParameterError
+from gear.errors import LOWER_LAYER_ERRORS, GearError, ParameterError
 
 __all__ = ["main", "build_parser"]
 
@@ -92,6 +92,7 @@ def _scores_table(results) -> str:
 
 def _cmd_synth(args) -> int:
     import synth
+    from gear.dataset import write_dataset
 
     tone_set = synth.make_grid(args.preset, **_grid_kwargs(args))
     progress = None
@@ -99,7 +100,7 @@ def _cmd_synth(args) -> int:
         from tqdm import tqdm
 
         progress = functools.partial(tqdm, desc="writing WAV files", unit="file", leave=False)
-    path = synth.write_dataset(tone_set, args.out, sample_rate=args.sample_rate, subtype=args.subtype, progress=progress)
+    path = write_dataset(tone_set, args.out, sample_rate=args.sample_rate, subtype=args.subtype, progress=progress)
     if not args.quiet:
         print(f"{tone_set.n_sounds} tones at {args.sample_rate} Hz; parameters: {path}")
     return 0
@@ -269,7 +270,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return int(args.func(args) or 0)
-    except ParameterError as error:
+    except (GearError,) + LOWER_LAYER_ERRORS as error:
         print(f"gear {args.command}: error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -26,11 +26,11 @@ import numpy as np
 import synth
 from embeddings import registry
 from embeddings.base import models_dir as embeddings_models_dir
-from embeddings.batch import embed_model
-from synth.io import atomic_write_bytes
+from gear.embedder import embed_model
+from gear.files import atomic_write_bytes
 from gear import analysis
 from gear.results import SCORE_COLUMNS, ModelResult
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = ["GearConfig", "analyse_embedding", "run", "write_scores_csv", "load_results", "save_result"]
 

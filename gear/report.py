@@ -36,8 +36,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from synth.errors import ParameterError
-from synth.io import atomic_write_bytes
+from gear.errors import ParameterError
+from gear.files import atomic_write_bytes
 
 from .results import ModelResult
 

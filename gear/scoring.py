@@ -18,9 +18,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from synth.io import atomic_write_bytes
+from gear.files import atomic_write_bytes
 from gear import pipeline
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = ["score_results", "disentanglement_sections", "CARD_FILE", "ROWS_FILE"]
 

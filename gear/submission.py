@@ -54,9 +54,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from embeddings.batch import batches
-from embeddings.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
-from synth.io import atomic_write_bytes
+from gear.embedder import batches
+from gear.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
+from gear.files import atomic_write_bytes
 from embeddings.base import models_dir as resolve_models_dir
 from gear import pipeline
 from gear.results import ModelResult
@@ -70,7 +70,7 @@ from gear.validate import (
     render_tones,
     validate_submission,
 )
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = [
     "SubmissionSpec",
@@ -203,7 +203,7 @@ def _code_identity(module: ModuleType) -> dict:
 
 def weights_sha256(path: Optional[os.PathLike]) -> str:
     """``sha256sum`` of a weights file (users can check it); for a folder, the digest of
-    :func:`embeddings.cache.fingerprint_path` (relative names and bytes); ``"none"`` without."""
+    :func:`gear.cache.fingerprint_path` (relative names and bytes); ``"none"`` without."""
     if path is None:
         return "none"
     path = Path(path)

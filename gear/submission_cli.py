@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = ["add_subparsers"]
 

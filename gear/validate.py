@@ -51,7 +51,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from embeddings.base import HEAR_SAMPLE_RATES
-from synth.errors import ParameterError
+from gear.errors import ParameterError, SubmissionError
 
 __all__ = [
     "SubmissionError",
@@ -87,28 +87,6 @@ MAX_HOP_DEVIATION_MS = 1.0
 #: Hop (ms) above which the HEAR validator warns.
 MAX_SUGGESTED_HOP_MS = 50.0
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
-class SubmissionError(ParameterError):
-    """A HEAR submission breaks the API contract (or cannot be loaded).
-
-    Attributes
-    ----------
-    function : str
-        The function (``module.get_scene_embeddings``) or step that failed.
-    expected, got, fix : str
-        What the HEAR API expects, what came back, and the likely fix.
-    """
-
-    def __init__(self, function: str, expected: str, got: str, fix: str):
-        self.function = function
-        self.expected = expected
-        self.got = got
-        self.fix = fix
-        super().__init__(f"{function}: expected {expected}; got {got}. Likely fix: {fix}")
-
-    def __reduce__(self):  # picklable across joblib workers
-        return (type(self), (self.function, self.expected, self.got, self.fix))
 
 
 class BatchDependenceWarning(UserWarning):

@@ -2,7 +2,7 @@
 
 Nothing here imports from ``embeddings`` or ``gear``.
 """
-from synth.errors import ParameterError
+from synth.errors import SynthError
 from synth.grid import (
     HZ_PER_BIN,
     PARAMETERS,
@@ -15,11 +15,10 @@ from synth.grid import (
     make_grid,
     paper_grid,
 )
-from synth.io import PARAMETER_COLUMNS, read_parameters, write_dataset
 from synth.tones import hann_window, harmonic_tones, partial_amplitudes
 
 __all__ = [
-    "ParameterError",
+    "SynthError",
     "HZ_PER_BIN",
     "PARAMETERS",
     "PRESETS",
@@ -30,9 +29,6 @@ __all__ = [
     "factorial_grid",
     "make_grid",
     "paper_grid",
-    "PARAMETER_COLUMNS",
-    "read_parameters",
-    "write_dataset",
     "hann_window",
     "harmonic_tones",
     "partial_amplitudes",

@@ -1,10 +1,11 @@
-"""The one exception base class of GEAR.
+"""The error of the signal layer.
 
-It lives in :mod:`synth` because data flows synth -> embeddings -> gear and nothing in
-``synth`` may import from the other packages; ``embeddings.ParameterError`` and
-``gear.ParameterError`` are this same class.
+``synth`` is signal code only and imports nothing from ``embeddings`` or ``gear`` (data flows
+synth -> embeddings -> gear), so it has its own exception for bad arguments. GEAR's exception
+tree (rooted at :class:`gear.errors.GearError`) lives in :mod:`gear.errors`; the ``gear``
+layer re-raises a :class:`SynthError` as :class:`gear.errors.ParameterError`.
 """
 
 
-class ParameterError(ValueError):
-    """A value given to GEAR is invalid. The message names the value and the fix."""
+class SynthError(ValueError):
+    """A value given to a synthesis function is invalid. The message names the value and the fix."""

@@ -21,7 +21,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from synth.errors import ParameterError
+from synth.errors import SynthError
 from synth.tones import _check_int, _synthesise, harmonic_tones
 
 __all__ = [
@@ -159,9 +159,9 @@ class ToneSet:
         """A tone set made of the sounds at ``indices`` (same preset settings)."""
         indices = np.asarray(indices)
         if indices.ndim != 1:
-            raise ParameterError(f"indices must be 1-D, got shape {indices.shape}")
+            raise SynthError(f"indices must be 1-D, got shape {indices.shape}")
         if indices.size and (indices.min() < -self.n_sounds or indices.max() >= self.n_sounds):
-            raise ParameterError(f"indices out of range for a set of {self.n_sounds} sounds")
+            raise SynthError(f"indices out of range for a set of {self.n_sounds} sounds")
         return dataclasses.replace(
             self,
             f1_bins=self.f1_bins[indices],
@@ -211,7 +211,7 @@ class ToneSet:
             if indices is not None:
                 tones = tones[np.asarray(indices)]
             return tones.astype(np.float32)
-        raise ParameterError(
+        raise SynthError(
             f"normalization={self.normalization!r}; expected 'peak' or 'maxabs-columns'"
         )
 
@@ -221,9 +221,9 @@ def _check_range(name, value):
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a pair (low, high), got {value!r}") from None
+        raise SynthError(f"{name} must be a pair (low, high), got {value!r}") from None
     if not (np.isfinite(low) and np.isfinite(high)) or low > high:
-        raise ParameterError(f"{name} must be a finite pair with low <= high, got {value!r}")
+        raise SynthError(f"{name} must be a finite pair with low <= high, got {value!r}")
     return low, high
 
 
@@ -272,12 +272,12 @@ def paper_grid(
     alpha_low, alpha_high = _check_range("alpha_range", alpha_range)
     r_low, r_high = _check_range("r_range", r_range)
     if alpha_low < 0:
-        raise ParameterError(f"alpha_range must be >= 0, got {alpha_range!r}")
+        raise SynthError(f"alpha_range must be >= 0, got {alpha_range!r}")
     if r_low < -1 or r_high > 1:
-        raise ParameterError(f"r_range must lie within [-1, 1], got {r_range!r}")
+        raise SynthError(f"r_range must lie within [-1, 1], got {r_range!r}")
     f1_low, f1_high = _check_range("f1_bins_range", f1_bins_range)
     if f1_low <= 0:
-        raise ParameterError(f"f1_bins_range must be > 0, got {f1_bins_range!r}")
+        raise SynthError(f"f1_bins_range must be > 0, got {f1_bins_range!r}")
     seed = _check_int("seed", seed, 0)
     alphas = np.linspace(alpha_low, alpha_high, n_alpha)
     rs = np.linspace(r_low, r_high, n_r)
@@ -360,17 +360,17 @@ def factorial_grid(
     """
     f1_values = np.asarray(f1_bins, dtype=np.float64)
     if f1_values.ndim != 1 or f1_values.size < 1:
-        raise ParameterError(f"f1_bins must be a non-empty 1-D sequence, got {f1_bins!r}")
+        raise SynthError(f"f1_bins must be a non-empty 1-D sequence, got {f1_bins!r}")
     if np.any(f1_values <= 0):
-        raise ParameterError(f"f1_bins must be > 0, got {f1_values[f1_values <= 0][0]!r}")
+        raise SynthError(f"f1_bins must be > 0, got {f1_values[f1_values <= 0][0]!r}")
     n_alpha = _check_int("n_alpha", n_alpha, 1)
     n_r = _check_int("n_r", n_r, 1)
     alpha_low, alpha_high = _check_range("alpha_range", alpha_range)
     r_low, r_high = _check_range("r_range", r_range)
     if alpha_low < 0:
-        raise ParameterError(f"alpha_range must be >= 0, got {alpha_range!r}")
+        raise SynthError(f"alpha_range must be >= 0, got {alpha_range!r}")
     if r_low < -1 or r_high > 1:
-        raise ParameterError(f"r_range must lie within [-1, 1], got {r_range!r}")
+        raise SynthError(f"r_range must lie within [-1, 1], got {r_range!r}")
     grids = np.meshgrid(np.arange(f1_values.size), np.arange(n_alpha), np.arange(n_r), indexing="ij")
     i_f1, i_alpha, i_r = (g.ravel() for g in grids)
     tone_set = ToneSet(
@@ -390,7 +390,7 @@ def factorial_grid(
 def _validate_renderable(tone_set: ToneSet) -> None:
     """Fail early (at the reference rate) on settings the synthesiser would reject."""
     if tone_set.n_sounds == 0:
-        raise ParameterError("the tone set is empty")
+        raise SynthError("the tone set is empty")
     # Check the extreme f1 values once, cheaply, through the public synthesiser.
     for f1 in (tone_set.f1_hz().min(), tone_set.f1_hz().max()):
         harmonic_tones(
@@ -416,4 +416,4 @@ def make_grid(preset: str = "paper", **kwargs) -> ToneSet:
         return compat_grid(**kwargs)
     if preset == "factorial":
         return factorial_grid(**kwargs)
-    raise ParameterError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    raise SynthError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")

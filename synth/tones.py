@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from synth.errors import ParameterError
+from synth.errors import SynthError
 
 __all__ = ["harmonic_tones", "partial_amplitudes", "hann_window"]
 
@@ -36,18 +36,18 @@ def hann_window(n_samples: int) -> np.ndarray:
 def _as_1d(name: str, value) -> np.ndarray:
     array = np.atleast_1d(np.asarray(value, dtype=np.float64))
     if array.ndim != 1:
-        raise ParameterError(f"{name} must be a scalar or a 1-D array, got shape {array.shape}")
+        raise SynthError(f"{name} must be a scalar or a 1-D array, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         bad = array[~np.isfinite(array)][0]
-        raise ParameterError(f"{name} must be finite, got {bad!r}")
+        raise SynthError(f"{name} must be finite, got {bad!r}")
     return array
 
 
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ParameterError(f"{name} must be an integer, got {value!r}")
+        raise SynthError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
-        raise ParameterError(f"{name} must be >= {minimum}, got {value!r}")
+        raise SynthError(f"{name} must be >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -143,21 +143,21 @@ def harmonic_tones(
 
     Raises
     ------
-    ParameterError
+    SynthError
         f1 <= 0, alpha < 0, |r| > 1, non-finite values, tone shorter than 16 samples or
         than one period of f1, n_partials < 1, bad sample rate or peak.
     """
     sample_rate = _check_int("sample_rate", sample_rate, 1)
     n_partials = _check_int("n_partials", n_partials, 1)
     if (n_samples is None) == (duration_s is None):
-        raise ParameterError("give exactly one of n_samples or duration_s")
+        raise SynthError("give exactly one of n_samples or duration_s")
     if n_samples is None:
         if not np.isfinite(duration_s) or duration_s <= 0:
-            raise ParameterError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+            raise SynthError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
         n_samples = int(round(duration_s * sample_rate))
     n_samples = _check_int("n_samples", n_samples, 1)
     if n_samples < MIN_SAMPLES:
-        raise ParameterError(
+        raise SynthError(
             f"tone too short: n_samples={n_samples} (T = {n_samples / sample_rate * 1e3:.3g} ms); "
             f"use at least {MIN_SAMPLES} samples"
         )
@@ -165,29 +165,29 @@ def harmonic_tones(
         _as_1d("f1_hz", f1_hz), _as_1d("alpha", alpha), _as_1d("r", r)
     )
     if np.any(f1_hz <= 0):
-        raise ParameterError(f"f1_hz must be > 0 Hz, got {f1_hz[f1_hz <= 0][0]!r}")
+        raise SynthError(f"f1_hz must be > 0 Hz, got {f1_hz[f1_hz <= 0][0]!r}")
     if np.any(f1_hz >= sample_rate / 2):
         bad = f1_hz[f1_hz >= sample_rate / 2][0]
-        raise ParameterError(
+        raise SynthError(
             f"f1_hz={bad!r} is at or above the Nyquist frequency {sample_rate / 2} Hz: "
             f"the tone would be silent; lower f1_hz or raise sample_rate"
         )
     if np.any(alpha < 0):
-        raise ParameterError(f"alpha must be >= 0, got {alpha[alpha < 0][0]!r}")
+        raise SynthError(f"alpha must be >= 0, got {alpha[alpha < 0][0]!r}")
     if np.any(np.abs(r) > 1):
-        raise ParameterError(
+        raise SynthError(
             f"r must lie in [-1, 1], got {r[np.abs(r) > 1][0]!r} "
             f"(the gear2023-code preset's r in [1, 2) is reachable only through that preset)"
         )
     periods = n_samples * f1_hz / sample_rate
     if np.any(periods < 1):
         bad = f1_hz[periods < 1][0]
-        raise ParameterError(
+        raise SynthError(
             f"tone too short: T = {n_samples} samples at {sample_rate} Hz holds less than one "
             f"period of f1_hz={bad!r}; lengthen the tone or raise f1_hz"
         )
     if peak is not None and not (np.isfinite(peak) and 0 < peak <= 1):
-        raise ParameterError(f"peak must be in (0, 1] or None, got {peak!r}")
+        raise SynthError(f"peak must be in (0, 1] or None, got {peak!r}")
     tones = _synthesise(f1_hz, alpha, r, sample_rate, n_samples, n_partials)
     if peak is not None:
         tones = _scale_to_peak(tones, peak)
@@ -198,7 +198,7 @@ def _scale_to_peak(tones: np.ndarray, peak: float) -> np.ndarray:
     maxima = np.max(np.abs(tones), axis=-1, keepdims=True)
     silent = maxima[:, 0] == 0
     if np.any(silent):
-        raise ParameterError(
+        raise SynthError(
             f"tone {int(np.flatnonzero(silent)[0])} is silent (every partial cancelled or above "
             f"Nyquist, e.g. r = 1 with f1 above sample_rate/4); change r or f1_hz"
         )

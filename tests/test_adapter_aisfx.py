@@ -6,7 +6,7 @@ import torch
 
 pytest.importorskip("aisfx", reason="pip install --no-deps aisfx==0.1.2")
 
-from embeddings import ParameterError  # noqa: E402
+from embeddings import EmbeddingError  # noqa: E402
 from embeddings import aisfx  # noqa: E402
 
 SR = aisfx.SAMPLE_RATE
@@ -120,15 +120,15 @@ def test_short_tones_padding_batching(model):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(ParameterError, match="shape"):
+    with pytest.raises(EmbeddingError, match="shape"):
         aisfx.get_scene_embeddings(torch.zeros(100), model)
-    with pytest.raises(ParameterError, match="pad_mode"):
+    with pytest.raises(EmbeddingError, match="pad_mode"):
         aisfx.load_model(pad_mode="edge")
-    with pytest.raises(ParameterError, match="not a file"):
+    with pytest.raises(EmbeddingError, match="not a file"):
         aisfx.load_model(str(tmp_path / "missing.pth"))
     bad = tmp_path / "bad.pth"
     torch.save({"a": torch.zeros(1)}, str(bad))
-    with pytest.raises(ParameterError, match="not an aisfx checkpoint"):
+    with pytest.raises(EmbeddingError, match="not an aisfx checkpoint"):
         aisfx.load_checkpoint(bad)
 
 

@@ -7,7 +7,7 @@ pytest.importorskip("onnxruntime", reason="pip install onnxruntime")
 if __import__("importlib").util.find_spec("basic_pitch") is None:
     pytest.skip("pip install --no-deps basic-pitch==0.4.0", allow_module_level=True)
 
-from embeddings import ParameterError  # noqa: E402
+from embeddings import EmbeddingError  # noqa: E402
 from embeddings import basic_pitch as adapter  # noqa: E402
 
 SR = adapter.SAMPLE_RATE
@@ -71,7 +71,7 @@ def test_short_tones_batching_and_timestamps(model):
 
 
 def test_bad_arguments(model):
-    with pytest.raises(ParameterError, match="outputs"):
+    with pytest.raises(EmbeddingError, match="outputs"):
         adapter.load_model(outputs=("pitch",))
-    with pytest.raises(ParameterError, match="shape"):
+    with pytest.raises(EmbeddingError, match="shape"):
         adapter.get_scene_embeddings(torch.zeros((2, 3, 4)), model)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from embeddings import byols
-from embeddings.base import ParameterError
+from embeddings.base import EmbeddingError
 
 HYBRID_STAGES = [
     dict(emb_dim=64, depth=1, heads=1, mlp_mult=4),
@@ -237,28 +237,28 @@ def test_timestamp_embeddings_follow_serab_byols(checkpoints):
 
 # ----------------------------------------------------------------------------- errors and registry
 def test_bad_inputs_raise_parameter_errors(checkpoints, tmp_path):
-    with pytest.raises(ParameterError, match="local serab-byols checkpoint"):
+    with pytest.raises(EmbeddingError, match="local serab-byols checkpoint"):
         byols.load_model("")
-    with pytest.raises(ParameterError, match="not found"):
+    with pytest.raises(EmbeddingError, match="not found"):
         byols.load_model(str(tmp_path / "missing.pth"))
     torch.save({"something.weight": torch.zeros(2)}, tmp_path / "other.pth")
-    with pytest.raises(ParameterError, match="neither a serab-byols CvT"):
+    with pytest.raises(EmbeddingError, match="neither a serab-byols CvT"):
         byols.load_model(str(tmp_path / "other.pth"))
-    with pytest.raises(ParameterError, match="holds a 'cvt' encoder"):
+    with pytest.raises(EmbeddingError, match="holds a 'cvt' encoder"):
         byols.load_model(str(checkpoints["cvt"][1]), model_name="default")
     broken = dict(checkpoints["default"][0])
     broken["fc.3.weight"] = torch.zeros(2048, 100)
     torch.save(broken, tmp_path / "broken.pth")
-    with pytest.raises(ParameterError, match="does not fit"):
+    with pytest.raises(EmbeddingError, match="does not fit"):
         byols.load_model(str(tmp_path / "broken.pth"))
-    with pytest.raises(ParameterError, match="normalization"):
+    with pytest.raises(EmbeddingError, match="normalization"):
         byols.load_model(str(checkpoints["cvt"][1]), normalization="global")
-    with pytest.raises(ParameterError, match="norm_stats"):
+    with pytest.raises(EmbeddingError, match="norm_stats"):
         byols.load_model(str(checkpoints["cvt"][1]), norm_stats=(0.0, -1.0))
     model = byols.load_model(str(checkpoints["cvt"][1]))
-    with pytest.raises(ParameterError, match="NaN"):
+    with pytest.raises(EmbeddingError, match="NaN"):
         byols.get_scene_embeddings(torch.full((1, 2000), float("nan")), model)
-    with pytest.raises(ParameterError, match="hop_ms"):
+    with pytest.raises(EmbeddingError, match="hop_ms"):
         byols.get_timestamp_embeddings(torch.zeros(1, 2000), model, hop_ms=-1)
 
 

@@ -18,7 +18,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from embeddings import crepe, gura  # noqa: E402
-from embeddings.base import ParameterError  # noqa: E402
+from embeddings.base import EmbeddingError  # noqa: E402
 
 COMMON = dict(conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
               feat_extract_norm="layer", do_stable_layer_norm=True, num_attention_heads=2)
@@ -124,22 +124,22 @@ def test_a_perturbed_wav2vec2_tensor_changes_the_embedding(gura_folder, model, t
 
 def test_missing_or_mismatched_backbones_raise_parameter_errors(gura_folder, tmp_path):
     hubert, w2v, folder = gura_folder
-    with pytest.raises(ParameterError, match="HuBERT .* and wav2vec2"):
+    with pytest.raises(EmbeddingError, match="HuBERT .* and wav2vec2"):
         gura.load_model("")
     only_hubert = tmp_path / "only_hubert"
     shutil.copytree(folder / "hubert-xlarge-ll60k", only_hubert / "hubert")
-    with pytest.raises(ParameterError, match="wav2vec2 \\(model_type 'wav2vec2'\\)"):
+    with pytest.raises(EmbeddingError, match="wav2vec2 \\(model_type 'wav2vec2'\\)"):
         gura.load_model(str(only_hubert))
-    with pytest.raises(ParameterError, match="not a folder"):
+    with pytest.raises(EmbeddingError, match="not a folder"):
         gura.load_model(str(tmp_path / "nowhere"))
     coarse = tmp_path / "coarse"
     shutil.copytree(folder, coarse)
     config = json.loads((coarse / "hubert-xlarge-ll60k" / "config.json").read_text())
     config["conv_stride"] = [5, 2, 2, 2, 2, 2, 4]
     (coarse / "hubert-xlarge-ll60k" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ParameterError, match="differ from wav2vec2"):
+    with pytest.raises(EmbeddingError, match="differ from wav2vec2"):
         gura.load_model(str(coarse))
-    with pytest.raises(ParameterError, match="expected hubert"):
+    with pytest.raises(EmbeddingError, match="expected hubert"):
         gura.load_model("", hubert_path=str(folder / "wav2vec2-large-960h-lv60-self"),
                         wav2vec2_path=str(folder / "wav2vec2-large-960h-lv60-self"))
 

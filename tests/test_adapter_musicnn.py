@@ -12,7 +12,7 @@ import torch
 for _name in ("tensorflow", "tf_keras", "musicnn"):
     pytest.importorskip(_name, reason="musicnn needs tensorflow-cpu, tf-keras and musicnn (--no-deps)")
 
-from embeddings import ParameterError  # noqa: E402
+from embeddings import EmbeddingError  # noqa: E402
 from embeddings import musicnn as adapter  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -83,12 +83,12 @@ def test_unrestored_weights_are_detected(model):
         variables = tf.compat.v1.global_variables()
         adapter.verify_restored(model._session, variables, model.prefix)  # restored: passes
         model._session.run(tf.compat.v1.variables_initializer(variables))  # what a failed restore leaves
-        with pytest.raises(ParameterError, match="not restored"):
+        with pytest.raises(EmbeddingError, match="not restored"):
             adapter.verify_restored(model._session, variables, model.prefix)
 
 
 def test_wrong_checkpoint_folder(tmp_path):
-    with pytest.raises(ParameterError, match="no musicnn checkpoint"):
+    with pytest.raises(EmbeddingError, match="no musicnn checkpoint"):
         adapter.load_model(str(tmp_path))
 
 

@@ -5,7 +5,7 @@ import torch
 
 pytest.importorskip("resemblyzer", reason="pip install --no-deps resemblyzer==0.1.4 webrtcvad-wheels")
 
-from embeddings import ParameterError  # noqa: E402
+from embeddings import EmbeddingError  # noqa: E402
 from embeddings import resemblyzer as adapter  # noqa: E402
 
 SR = adapter.SAMPLE_RATE
@@ -64,9 +64,9 @@ def test_short_tones_padding_and_batching(model):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(ParameterError, match="floating-point"):
+    with pytest.raises(EmbeddingError, match="floating-point"):
         adapter.get_scene_embeddings(torch.zeros((1, 100), dtype=torch.int32), model)
-    with pytest.raises(ParameterError, match="not a file"):
+    with pytest.raises(EmbeddingError, match="not a file"):
         adapter.load_model(str(tmp_path / "nope.pt"))
-    with pytest.raises(ParameterError, match="batch_size"):
+    with pytest.raises(EmbeddingError, match="batch_size"):
         adapter.load_model(batch_size=0)

@@ -16,7 +16,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from embeddings import wav2vec2  # noqa: E402
-from embeddings.base import ParameterError  # noqa: E402
+from embeddings.base import EmbeddingError  # noqa: E402
 
 
 def tiny_config(**overrides):
@@ -161,29 +161,29 @@ def test_hubert_folders_load_and_short_sounds_are_padded(tmp_path):
 
 def test_bad_folders_raise_parameter_errors(voxpopuli_like, tmp_path):
     _, folder = voxpopuli_like
-    with pytest.raises(ParameterError, match="local Hugging Face model folder"):
+    with pytest.raises(EmbeddingError, match="local Hugging Face model folder"):
         wav2vec2.load_model("")
-    with pytest.raises(ParameterError, match="config.json is missing"):
+    with pytest.raises(EmbeddingError, match="config.json is missing"):
         wav2vec2.load_model(str(tmp_path))
     (tmp_path / "config.json").write_text((folder / "config.json").read_text())
-    with pytest.raises(ParameterError, match="no model.safetensors"):
+    with pytest.raises(EmbeddingError, match="no model.safetensors"):
         wav2vec2.load_model(str(tmp_path))
     bigger = tmp_path / "bigger"
     shutil.copytree(folder, bigger)
     tiny_config(num_hidden_layers=3).save_pretrained(str(bigger))
-    with pytest.raises(ParameterError, match="would\\s+be random"):
+    with pytest.raises(EmbeddingError, match="would\\s+be random"):
         wav2vec2.load_model(str(bigger))
     other = tmp_path / "other"
     shutil.copytree(folder, other)
     config = json.loads((other / "config.json").read_text())
     config["model_type"] = "bert"
     (other / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ParameterError, match="expected wav2vec2 or hubert"):
+    with pytest.raises(EmbeddingError, match="expected wav2vec2 or hubert"):
         wav2vec2.load_model(str(other))
     model = wav2vec2.load_model(str(folder))
-    with pytest.raises(ParameterError, match="2-D"):
+    with pytest.raises(EmbeddingError, match="2-D"):
         wav2vec2.get_scene_embeddings(torch.zeros(1024), model)
-    with pytest.raises(ParameterError, match="normalization"):
+    with pytest.raises(EmbeddingError, match="normalization"):
         wav2vec2.load_model(str(folder), normalization="layer")
 
 

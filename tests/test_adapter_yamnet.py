@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings import ParameterError
+from embeddings import EmbeddingError
 from embeddings import yamnet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_models_dir_lookup_and_attributes(monkeypatch):
     assert all(isinstance(v, int) for v in (model.sample_rate, model.scene_embedding_size))
     assert yamnet.load_model(variant="mobile").model_file == MOBILE
     monkeypatch.delenv("GEAR_MODELS_DIR")
-    with pytest.raises(ParameterError, match="GEAR_MODELS_DIR"):
+    with pytest.raises(EmbeddingError, match="GEAR_MODELS_DIR"):
         yamnet.load_model()
 
 
@@ -147,7 +147,7 @@ def test_short_tone_padding_rules(official):
         yamnet.get_scene_embeddings(batch(tone), repeat).numpy(),
         yamnet.get_scene_embeddings(batch(tiled), official).numpy(),
     )
-    with pytest.raises(ParameterError, match="pad_mode"):
+    with pytest.raises(EmbeddingError, match="pad_mode"):
         yamnet.load_model(str(OFFICIAL), pad_mode="reflect")
 
 
@@ -165,10 +165,10 @@ def test_renamed_tensor_gives_clear_error(tmp_path):
     assert old in data
     renamed = tmp_path / "renamed.tflite"
     renamed.write_bytes(data.replace(old, b"global_average_pooling2d/Mxxn"))  # same length: valid file
-    with pytest.raises(ParameterError, match="never by index"):
+    with pytest.raises(EmbeddingError, match="never by index"):
         yamnet.load_model(str(renamed))
     # the classifier still works, so the failure is the name lookup, not a broken file
-    with pytest.raises(ParameterError, match="no tensor named 'not/a/tensor'"):
+    with pytest.raises(EmbeddingError, match="no tensor named 'not/a/tensor'"):
         yamnet.load_model(str(OFFICIAL), embedding_tensor="not/a/tensor")
     fixed = yamnet.load_model(str(renamed), embedding_tensor="yamnet_frames/global_average_pooling2d/Mxxn")
     original = yamnet.load_model(str(OFFICIAL))
@@ -186,7 +186,7 @@ def test_find_tensor_by_name_rules():
     ]
     assert yamnet.find_tensor_by_name(details, "a/b/Mean")["index"] == 2
     assert yamnet.find_tensor_by_name(details, "layer28/reduce_mean")["index"] == 3
-    with pytest.raises(ParameterError, match="2 tensors match"):
+    with pytest.raises(EmbeddingError, match="2 tensors match"):
         yamnet.find_tensor_by_name(details, "reduce_mean")
 
 
@@ -201,17 +201,17 @@ def test_find_tensor_by_name_rules():
     ],
 )
 def test_bad_audio(official, bad, match):
-    with pytest.raises(ParameterError, match=match):
+    with pytest.raises(EmbeddingError, match=match):
         yamnet.get_scene_embeddings(bad, official)
 
 
 def test_bad_paths(tmp_path):
-    with pytest.raises(ParameterError, match="does not exist"):
+    with pytest.raises(EmbeddingError, match="does not exist"):
         yamnet.load_model(str(tmp_path / "missing.tflite"))
     (tmp_path / "x.txt").write_text("x")
-    with pytest.raises(ParameterError, match="not a .tflite"):
+    with pytest.raises(EmbeddingError, match="not a .tflite"):
         yamnet.load_model(str(tmp_path / "x.txt"))
-    with pytest.raises(ParameterError, match="saved_model.pb"):
+    with pytest.raises(EmbeddingError, match="saved_model.pb"):
         yamnet.load_model(str(tmp_path))
 
 

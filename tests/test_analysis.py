@@ -5,7 +5,7 @@ import pytest
 import synth
 from gear import analysis
 from gear.analysis import DisconnectedGraphWarning
-from synth import ParameterError
+from gear.errors import ParameterError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from scipy import signal
 
 from conftest import SHARED
-from embeddings import ParameterError
+from embeddings import EmbeddingError
 from embeddings import auditory as aud
 
 TIMBRE = SHARED / "timbre"
@@ -154,15 +154,15 @@ def test_gear_design_is_close_to_nsl_table():
 
 
 def test_filterbank_errors(tmp_path):
-    with pytest.raises(ParameterError, match="unknown"):
+    with pytest.raises(EmbeddingError, match="unknown"):
         aud.cochlear_filterbank("gammatone")
-    with pytest.raises(ParameterError, match="no such file"):
+    with pytest.raises(EmbeddingError, match="no such file"):
         aud.cochlear_filterbank("nsl-table", table_path=tmp_path / "missing.npz")
     bad = tmp_path / "bad.npz"
     np.savez(bad, cochba=np.zeros((26, 5), complex))
-    with pytest.raises(ParameterError, match="129"):
+    with pytest.raises(EmbeddingError, match="129"):
         aud.cochlear_filterbank("nsl-table", table_path=bad)
-    with pytest.raises(ParameterError, match="freqs_hz"):
+    with pytest.raises(EmbeddingError, match="freqs_hz"):
         aud.filterbank_response("gear", [9000.0])
 
 
@@ -226,7 +226,7 @@ def test_spectrogram_is_positively_homogeneous_and_shaped():
 ])
 def test_spectrogram_input_validation(kwargs, match):
     audio = kwargs.pop("audio")
-    with pytest.raises(ParameterError, match=match):
+    with pytest.raises(EmbeddingError, match=match):
         aud.auditory_spectrogram(audio, **kwargs)
 
 
@@ -267,11 +267,11 @@ def test_stmf_layout_and_errors():
     cube = aud.stmf_from_spectrogram(aud.auditory_spectrogram(x))
     np.testing.assert_allclose(flat, cube.reshape(-1))
     assert flat[5 * 242 + 3 * 22 + 7] == cube[5, 3, 7]           # index f*242 + s*22 + r
-    with pytest.raises(ParameterError, match="2 frames"):
+    with pytest.raises(EmbeddingError, match="2 frames"):
         aud.stmf(np.ones(10))
-    with pytest.raises(ParameterError, match="shape"):
+    with pytest.raises(EmbeddingError, match="shape"):
         aud.stmf_from_spectrogram(np.ones((10, 200)))
-    with pytest.raises(ParameterError, match="non-zero"):
+    with pytest.raises(EmbeddingError, match="non-zero"):
         aud.stmf_from_spectrogram(np.ones((10, 128)), scales=[0.0])
 
 

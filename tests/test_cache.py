@@ -4,8 +4,8 @@ import pytest
 
 import synth
 from embeddings import registry
-from embeddings.batch import embed_model, embed_tone_set
-from embeddings.cache import CorruptCacheWarning, EmbeddingCache, cache_key, fingerprint_path
+from gear.embedder import embed_model, embed_tone_set
+from gear.cache import CorruptCacheWarning, EmbeddingCache, cache_key, fingerprint_path
 
 
 def test_reused_on_rerun(tmp_path, fake_model):

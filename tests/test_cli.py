@@ -1,4 +1,5 @@
 """The `gear` command line, called through main([...])."""
+import gear.errors
 import csv
 
 import numpy as np
@@ -100,7 +101,7 @@ def test_run_refuses_to_mix_settings_with_stored_results(tmp_path, fake_model):
     pipeline.run(["fake"], out_dir=tmp_path, config=pipeline.GearConfig(grid_kwargs=dict(n_alpha=5, n_r=5), **small), cache_dir=tmp_path / "c", report=False)
     (tmp_path / "models" / "other").mkdir()
     other_settings = pipeline.GearConfig(grid_kwargs=dict(n_alpha=6, n_r=5), **small)
-    with pytest.raises(synth.ParameterError, match=r"other settings \(other\)"):
+    with pytest.raises(gear.errors.ParameterError, match=r"other settings \(other\)"):
         pipeline.run(["fake"], out_dir=tmp_path, config=other_settings, cache_dir=tmp_path / "c", report=False)
     # the same settings rerun fine
     pipeline.run(["fake"], out_dir=tmp_path, config=pipeline.GearConfig(grid_kwargs=dict(n_alpha=5, n_r=5), **small), cache_dir=tmp_path / "c", report=False)

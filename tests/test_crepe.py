@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings import ParameterError, crepe
+from embeddings import EmbeddingError, crepe
 from synth import harmonic_tones
 
 SR = 16000
@@ -138,18 +138,18 @@ def test_model_attributes(model):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ParameterError, match="capacity='large'"):
+    with pytest.raises(EmbeddingError, match="capacity='large'"):
         crepe.load_model(capacity="large")
-    with pytest.raises(ParameterError, match="does not hold CREPE 'full' weights"):
+    with pytest.raises(EmbeddingError, match="does not hold CREPE 'full' weights"):
         crepe.load_model(str(crepe.weights_path("tiny")), capacity="full")
-    with pytest.raises(ParameterError, match="not found"):
+    with pytest.raises(EmbeddingError, match="not found"):
         crepe.load_model(str(tmp_path / "missing.pth"))
-    with pytest.raises(ParameterError, match="chunk_frames"):
+    with pytest.raises(EmbeddingError, match="chunk_frames"):
         crepe.load_model(capacity="tiny", chunk_frames=0)
     tiny = crepe.load_model(capacity="tiny")
-    with pytest.raises(ParameterError, match="hop_length"):
+    with pytest.raises(EmbeddingError, match="hop_length"):
         crepe.get_timestamp_embeddings(np.zeros((1, 1024), np.float32), tiny, hop_length=0)
-    with pytest.raises(ParameterError, match="must be 2-D"):
+    with pytest.raises(EmbeddingError, match="must be 2-D"):
         crepe.get_scene_embeddings(np.zeros(1024, np.float32), tiny)
-    with pytest.raises(ParameterError, match="CrepeEmbedding"):
+    with pytest.raises(EmbeddingError, match="CrepeEmbedding"):
         crepe.get_scene_embeddings(np.zeros((1, 1024), np.float32), object())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings import ParameterError, dsp
+from embeddings import EmbeddingError, dsp
 from synth import harmonic_tones
 
 SR = 16000
@@ -154,18 +154,18 @@ def test_empty_batch():
 
 
 def test_bad_arguments():
-    with pytest.raises(ParameterError, match="representation='chroma'"):
+    with pytest.raises(EmbeddingError, match="representation='chroma'"):
         dsp.load_model(representation="chroma")
-    with pytest.raises(ParameterError, match="have no weights"):
+    with pytest.raises(EmbeddingError, match="have no weights"):
         dsp.load_model("/some/file.pt")
     model = dsp.load_model()
-    with pytest.raises(ParameterError, match="must be 2-D"):
+    with pytest.raises(EmbeddingError, match="must be 2-D"):
         dsp.get_scene_embeddings(np.zeros(1024, np.float32), model)
-    with pytest.raises(ParameterError, match="NaN or inf"):
+    with pytest.raises(EmbeddingError, match="NaN or inf"):
         dsp.get_scene_embeddings(np.array([[0.0, np.inf]]), model)
-    with pytest.raises(ParameterError, match="0 samples"):
+    with pytest.raises(EmbeddingError, match="0 samples"):
         dsp.get_scene_embeddings(np.zeros((1, 0)), model)
-    with pytest.raises(ParameterError, match="floating-point samples"):
+    with pytest.raises(EmbeddingError, match="floating-point samples"):
         dsp.get_scene_embeddings(np.array([["a", "b"]]), model)
-    with pytest.raises(ParameterError, match="DSPRepresentation"):
+    with pytest.raises(EmbeddingError, match="DSPRepresentation"):
         dsp.get_scene_embeddings(np.zeros((1, 1024)), "logmel")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import hearbaseline.naive as hb_naive
-from embeddings import ParameterError, naive
+from embeddings import EmbeddingError, naive
 from synth import harmonic_tones
 
 SR = 44100
@@ -139,21 +139,21 @@ def test_weights_file_with_objects_is_refused_without_running_them(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"projection": _Trap()}, f, protocol=2)
-    with pytest.raises(ParameterError, match="weights_only"):
+    with pytest.raises(EmbeddingError, match="weights_only"):
         naive.load_model(str(path))
     assert not _Trap.sprung
 
 
 def test_bad_weights_files(tmp_path):
-    with pytest.raises(ParameterError, match="is not a file"):
+    with pytest.raises(EmbeddingError, match="is not a file"):
         naive.load_model(str(tmp_path / "missing.pt"))
     wrong = tmp_path / "wrong.pt"
     torch.save({"projection": torch.zeros(3, 3)}, wrong)
-    with pytest.raises(ParameterError, match="does not match the naive baseline"):
+    with pytest.raises(EmbeddingError, match="does not match the naive baseline"):
         naive.load_model(str(wrong))
     not_dict = tmp_path / "list.pt"
     torch.save([torch.zeros(3)], not_dict)
-    with pytest.raises(ParameterError, match="not a state dict"):
+    with pytest.raises(EmbeddingError, match="not a state dict"):
         naive.load_model(str(not_dict))
 
 
@@ -169,12 +169,12 @@ def test_bad_weights_files(tmp_path):
     ],
 )
 def test_bad_audio(audio, message):
-    with pytest.raises(ParameterError, match=message):
+    with pytest.raises(EmbeddingError, match=message):
         naive.get_scene_embeddings(audio, naive.load_model())
 
 
 def test_bad_model_and_hop():
-    with pytest.raises(ParameterError, match="RandomProjectionMelEmbedding"):
+    with pytest.raises(EmbeddingError, match="RandomProjectionMelEmbedding"):
         naive.get_scene_embeddings(np.zeros((1, 100), np.float32), object())
-    with pytest.raises(ParameterError, match="hop_size_ms"):
+    with pytest.raises(EmbeddingError, match="hop_size_ms"):
         naive.get_timestamp_embeddings(np.zeros((1, 100), np.float32), naive.load_model(), hop_size_ms=0)

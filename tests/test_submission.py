@@ -1,4 +1,5 @@
 """gear add-submission / list / remove: storing, versions, resuming, failures that store nothing."""
+import gear.errors
 import contextlib
 import csv
 import hashlib
@@ -300,18 +301,18 @@ def test_versions_by_weights(tmp_path, install):
 
 def test_name_rules(tmp_path, install):
     name = install(make_hear_module("gear_named"))
-    with pytest.raises(synth.ParameterError, match="reserves for versions"):
+    with pytest.raises(gear.errors.ParameterError, match="reserves for versions"):
         submission.add_submission(name, name="toy@3", out_dir=tmp_path, config=config())
-    with pytest.raises(synth.ParameterError, match="is not valid"):
+    with pytest.raises(gear.errors.ParameterError, match="is not valid"):
         submission.add_submission(name, name="../escape", out_dir=tmp_path, config=config())
-    with pytest.raises(synth.ParameterError, match="does not exist"):
+    with pytest.raises(gear.errors.ParameterError, match="does not exist"):
         submission.add_submission(name, weights=tmp_path / "missing.pt", out_dir=tmp_path, config=config())
     assert submission.parse_name("a.b-c@12") == ("a.b-c", 12)
 
 
 def test_settings_must_match_the_stored_run(results_dir, install):
     name = install(make_hear_module("gear_other_grid"))
-    with pytest.raises(synth.ParameterError, match=r"grid_kwargs=.*n_alpha.: 5.*use another --out"):
+    with pytest.raises(gear.errors.ParameterError, match=r"grid_kwargs=.*n_alpha.: 5.*use another --out"):
         submission.add_submission(name, out_dir=results_dir, config=config(grid_kwargs=dict(n_alpha=5, n_r=6)))
 
 
@@ -333,7 +334,7 @@ def test_remove_regenerates_outputs(results_dir, install, tmp_path):
     assert report.encode() != report_before and "good@2" in report
     assert json.loads((results_dir / "run.json").read_text())["models"] == ["good@2"]
 
-    with pytest.raises(synth.ParameterError, match=r"no stored result named 'nope'.*stored results: good@2"):
+    with pytest.raises(gear.errors.ParameterError, match=r"no stored result named 'nope'.*stored results: good@2"):
         submission.remove_result(results_dir, "nope")
     submission.remove_result(results_dir, "good@2")
     assert not (results_dir / "report.html").exists()
@@ -361,10 +362,10 @@ def test_add_rolls_back_when_the_report_fails(results_dir, install, tmp_path, mo
     before = checksums(results_dir)
 
     def broken(*args, **kwargs):
-        raise synth.ParameterError("report writer refused")
+        raise gear.errors.ParameterError("report writer refused")
 
     monkeypatch.setattr(submission.pipeline, "write_run_report", broken)
-    with pytest.raises(synth.ParameterError, match="report writer refused"):
+    with pytest.raises(gear.errors.ParameterError, match="report writer refused"):
         submission.add_submission(name, out_dir=results_dir, cache_dir=tmp_path / "cache")
     assert checksums(results_dir) == before
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import synth
-from synth import ParameterError, harmonic_tones, paper_grid
+from synth import SynthError, harmonic_tones, paper_grid
+from gear.dataset import read_parameters, write_dataset
 
 RATES = (16000, 22050, 32000, 44100, 48000)
 
@@ -158,8 +159,8 @@ def test_write_dataset_and_read_back(tmp_path):
     import soundfile as sf
 
     grid = paper_grid(n_alpha=2, n_r=3)
-    csv_path = synth.write_dataset(grid, tmp_path, sample_rate=22050)
-    table = synth.read_parameters(csv_path)
+    csv_path = write_dataset(grid, tmp_path, sample_rate=22050)
+    table = read_parameters(csv_path)
     assert list(table["index"]) == list(range(6))
     for i, name in enumerate(table["file"]):
         audio, rate = sf.read(tmp_path / name, dtype="float32")
@@ -194,7 +195,7 @@ def test_bad_parameters_are_named(kwargs, match):
     args = dict(f1_hz=200.0, alpha=1.0, r=0.5, sample_rate=16000, n_samples=1024, n_partials=32, peak=0.5)
     args.update(kwargs)
     f1, alpha, r = args.pop("f1_hz"), args.pop("alpha"), args.pop("r")
-    with pytest.raises(ParameterError, match=match):
+    with pytest.raises(SynthError, match=match):
         harmonic_tones(f1, alpha, r, **args)
 
 
@@ -212,10 +213,10 @@ def test_bad_parameters_are_named(kwargs, match):
     ],
 )
 def test_bad_grid_settings_are_named(kwargs, match):
-    with pytest.raises(ParameterError, match=match):
+    with pytest.raises(SynthError, match=match):
         paper_grid(**kwargs)
 
 
 def test_unknown_preset():
-    with pytest.raises(ParameterError, match="unknown preset 'papr'"):
+    with pytest.raises(SynthError, match="unknown preset 'papr'"):
         synth.make_grid("papr")

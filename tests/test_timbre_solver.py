@@ -13,7 +13,7 @@ import scipy.optimize
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 from gear.timbre import solver as S
 from gear.timbre.data import default_data_dir, load_features, load_study
 

@@ -16,7 +16,7 @@ import pytest
 import scipy.integrate
 import soundfile as sf
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 from gear.timbre import cli, data, studies
 from gear.timbre.solver import MetricLearner, pair_differences
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import signal
 
 from conftest import SHARED
-from embeddings import ParameterError
+from embeddings import EmbeddingError
 from embeddings import timefeatures as tf
 
 TIMBRE = SHARED / "timbre"
@@ -52,7 +52,7 @@ def test_preprocess_uses_signed_maximum_and_pads_in_seconds():
     (np.ones(100), 44100.0, "sample_rate"),
 ])
 def test_preprocess_validation(audio, sr, match):
-    with pytest.raises(ParameterError, match=match):
+    with pytest.raises(EmbeddingError, match=match):
         tf.preprocess(audio, sr)
 
 
@@ -77,9 +77,9 @@ def test_stft_average_peaks_at_tone_bin():
 
 
 def test_stft_validation():
-    with pytest.raises(ParameterError, match="16000"):
+    with pytest.raises(EmbeddingError, match="16000"):
         tf.stft_average(np.ones(100), sample_rate=44100)
-    with pytest.raises(ParameterError, match="even"):
+    with pytest.raises(EmbeddingError, match="even"):
         tf.stft_average(np.ones(100), n_fft=1023)
 
 
@@ -112,9 +112,9 @@ def test_scattering_first_order_peaks_at_tone_frequency():
 def test_scattering_default_size_and_validation():
     pytest.importorskip("kymatio")
     assert tf.scattering_average(tone(440, 3000)).shape == (801,)
-    with pytest.raises(ParameterError, match="max_order"):
+    with pytest.raises(EmbeddingError, match="max_order"):
         tf.scattering_average(np.ones(100), max_order=3)
-    with pytest.raises(ParameterError, match="Q="):
+    with pytest.raises(EmbeddingError, match="Q="):
         tf.scattering_average(np.ones(100), Q=(0, 1))
 
 
@@ -128,7 +128,7 @@ def test_time_averaged_sizes(rep, size):
 
 
 def test_time_averaged_unknown_representation():
-    with pytest.raises(ParameterError, match="unknown"):
+    with pytest.raises(EmbeddingError, match="unknown"):
         tf.time_averaged(np.ones(100), 16000, "mfcc")
 
 
@@ -158,20 +158,20 @@ def test_study_features_parallel_equals_serial():
 
 
 def test_study_features_errors(tmp_path):
-    with pytest.raises(ParameterError, match="sample_rate"):
+    with pytest.raises(EmbeddingError, match="sample_rate"):
         tf.study_features([np.ones(100)], "stft")
-    with pytest.raises(ParameterError, match="empty"):
+    with pytest.raises(EmbeddingError, match="empty"):
         tf.study_features([], "stft")
-    with pytest.raises(ParameterError, match="does not exist"):
+    with pytest.raises(EmbeddingError, match="does not exist"):
         tf.study_features([tmp_path / "nope.aiff"], "stft")
     (tmp_path / "junk.wav").write_bytes(b"not audio")
-    with pytest.raises(ParameterError, match="cannot read"):
+    with pytest.raises(EmbeddingError, match="cannot read"):
         tf.study_features([tmp_path / "junk.wav"], "stft")
-    with pytest.raises(ParameterError, match="list"):
+    with pytest.raises(EmbeddingError, match="list"):
         tf.study_features(np.ones(100), "stft", sample_rate=16000)
-    with pytest.raises(ParameterError, match="unknown"):
+    with pytest.raises(EmbeddingError, match="unknown"):
         tf.study_features([np.ones(100)], "cqt", sample_rate=16000)
-    with pytest.raises(ParameterError, match="zero"):
+    with pytest.raises(EmbeddingError, match="zero"):
         tf.study_scale(np.zeros((2, 3)))
 
 
@@ -183,7 +183,7 @@ def test_reference_row_order_recovers_a_permutation():
     order, corr = tf.reference_row_order(feats, shuffled)
     np.testing.assert_array_equal(perm[order], np.arange(12))
     assert corr.min() > 0.99
-    with pytest.raises(ParameterError, match="same shape"):
+    with pytest.raises(EmbeddingError, match="same shape"):
         tf.reference_row_order(feats, feats[:3])
 
 

@@ -49,8 +49,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from synth.errors import ParameterError
-from synth.io import atomic_write_bytes
+from gear.errors import ParameterError
+from gear.files import atomic_write_bytes
 
 from ._inputs import PARAM_NAMES, check_fraction, check_int, default_scale, prepare
 from .manifold import (

@@ -6,7 +6,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 #: Default parameter names (columns of ``theta``).
 PARAM_NAMES = ("f1_hz", "alpha", "r")

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = ["disentanglement_card", "disentanglement_card_html", "CARD_FIGURES"]
 

@@ -21,7 +21,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 from ._inputs import check_int, check_seed
 

@@ -46,7 +46,7 @@ from typing import Sequence
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 from ._inputs import PARAM_NAMES, Prepared, check_int, prepare
 

@@ -62,7 +62,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 from ._inputs import PARAM_NAMES, Prepared, check_int, prepare
 

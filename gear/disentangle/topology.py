@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 from ._inputs import Prepared, check_fraction, check_int, prepare
 from .manifold import farthest_point_sample

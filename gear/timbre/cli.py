@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = ["add_subparsers", "build_parser", "run", "main"]
 

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = [
     "Study",

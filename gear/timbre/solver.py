@@ -31,7 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from threadpoolctl import ThreadpoolController
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
 
 __all__ = [
     "MODES",

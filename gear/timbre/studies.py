@@ -28,8 +28,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from synth.errors import ParameterError
-from synth.io import atomic_write_bytes
+from gear.errors import ParameterError
+from gear.files import atomic_write_bytes, atomic_write_text
 from gear.timbre.data import (
     PathLike,
     Study,
@@ -67,7 +67,6 @@ __all__ = [
     "robustness_study",
     "write_table_html",
     "write_robustness_html",
-    "atomic_write_text",
 ]
 
 #: The 9 noise levels of Pascal & Lagrange, log-spaced in [0.1, 10].
@@ -88,11 +87,6 @@ _CACHE_VERSION = 1
 
 
 # ------------------------------------------------------------------------------ files
-
-
-def atomic_write_text(path: PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`synth.io.atomic_write_bytes`)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _atomic_save_npz(path: Path, **arrays) -> None:

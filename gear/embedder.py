@@ -13,22 +13,18 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from embeddings.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
-from synth.errors import ParameterError
+from gear.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
+from embeddings.errors import EmbeddingError
 
 __all__ = ["batches", "embed_tone_set", "embed_model", "EmbeddingError"]
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddingError(ParameterError):
-    """A model returned something that breaks the HEAR contract."""
-
-
 def batches(n: int, batch_size: int) -> List[Tuple[int, int]]:
     """``[(0, b), (b, 2b), ...]`` covering ``range(n)``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise EmbeddingError(f"batch_size must be a positive integer, got {batch_size!r}")
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
@@ -140,7 +136,7 @@ def embed_model(
     """
     ok, where = spec.can_run(models_dir)
     if not ok:
-        raise ParameterError(f"model {spec.name!r} cannot run on this machine: {where}")
+        raise EmbeddingError(f"model {spec.name!r} cannot run on this machine: {where}")
     weights_path = where if Path(where).exists() else None
     key, meta = cache_key(
         model=spec.name,

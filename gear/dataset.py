@@ -1,45 +1,22 @@
-"""Export a tone set as WAV files with its parameter table (``parameters.csv``)."""
+"""``gear synth``: export a tone set as WAV files with its parameter table (``parameters.csv``)."""
 from __future__ import annotations
 
 import csv
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from synth.errors import ParameterError
+from gear.errors import ParameterError
+from gear.files import atomic_write_bytes
 from synth.grid import ToneSet
 
-__all__ = ["write_dataset", "read_parameters", "PARAMETER_COLUMNS", "atomic_write_bytes"]
+__all__ = ["write_dataset", "read_parameters", "PARAMETER_COLUMNS"]
 
 #: Columns of ``parameters.csv`` (a stable, documented output).
 PARAMETER_COLUMNS = ("index", "file", "sample_rate", "n_samples", "f1_bins", "f1_hz", "alpha", "r")
-
-
-def atomic_write_bytes(path: os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, flushed to
-    disk, then renamed over ``path``. An interruption leaves either the old file or the new
-    one, never a partial file. The project's one atomic writer (every package uses it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_dataset(

@@ -21,8 +21,8 @@ from typing import Iterable, Optional, Tuple
 
 import numpy as np
 
-from synth.errors import ParameterError
-from synth.io import atomic_write_bytes
+from embeddings.errors import EmbeddingError
+from gear.files import atomic_write_bytes
 
 __all__ = ["EmbeddingCache", "default_cache_dir", "fingerprint_path", "cache_key", "CorruptCacheWarning"]
 
@@ -55,7 +55,7 @@ def fingerprint_path(path: Optional[os.PathLike]) -> str:
         return "none"
     path = Path(path)
     if not path.exists():
-        raise ParameterError(f"weights path {str(path)!r} does not exist")
+        raise EmbeddingError(f"weights path {str(path)!r} does not exist")
     digest = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:

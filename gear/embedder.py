@@ -1,116 +1,364 @@
-"""Embed a tone set with a HEAR module, batch by batch, through the cache.
+"""The one embedder: every model GEAR stores (registry adapters and HEAR submissions) is
+embedded here, batch by batch, through the resumable embedding cache.
 
-This is the batch layer: it takes an optional progress wrapper (the CLI passes tqdm);
-the library stays quiet otherwise.
+A :class:`ModelSource` says how to load a model in any process (it is picklable, so joblib or
+Dask workers load it once each). :func:`embed` then
+
+1. reads the batches already in the cache (an interrupted run resumes where it stopped);
+2. loads the model only when some batch is missing, and checks before embedding everything
+   that its embedding is not larger than ``max_dim`` and that it is deterministic (the same
+   batch twice gives the same embeddings: :func:`check_determinism`);
+3. embeds the missing batches (in this process, or as joblib jobs with ``n_jobs != 1``),
+   each through :func:`gear.validate.call_scene_embeddings` (the HEAR contract: float32
+   tensors of the declared shape, no NaN/Inf), storing each batch in the cache as it is done;
+4. flags a constant or near-constant embedding (:class:`ConstantEmbeddingWarning`).
+
+This is the batch layer: it takes an optional progress wrapper (the CLI passes tqdm); the
+library stays quiet otherwise.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import warnings
 from pathlib import Path
-from types import ModuleType
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from gear.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
-from embeddings.errors import EmbeddingError
+from gear.errors import ParameterError, SubmissionError, lower_layer_errors
 
-__all__ = ["batches", "embed_tone_set", "embed_model", "EmbeddingError"]
+__all__ = [
+    "ModelSource",
+    "EmbeddingRun",
+    "ConstantEmbeddingWarning",
+    "DEFAULT_MAX_DIM",
+    "batches",
+    "embed",
+    "embed_model",
+    "check_size",
+    "check_determinism",
+    "constant_embedding",
+]
 
 log = logging.getLogger(__name__)
+
+#: Largest scene embedding stored without ``--max-dim`` (a 65 536-d float32 embedding of the
+#: 2 500 paper tones is 655 MB per stored copy).
+DEFAULT_MAX_DIM = 65536
+#: Relative spread below which an embedding counts as constant (see :func:`constant_embedding`).
+CONSTANT_TOLERANCE = 1e-6
+#: Relative difference above which two calls on the same batch count as different
+#: (see :func:`check_determinism`; float round-off is ~1e-7 of that scale).
+DETERMINISM_TOLERANCE = 1e-4
+
+
+class ConstantEmbeddingWarning(UserWarning):
+    """Every sound gets (nearly) the same embedding: the model hears nothing of the tones."""
 
 
 def batches(n: int, batch_size: int) -> List[Tuple[int, int]]:
     """``[(0, b), (b, 2b), ...]`` covering ``range(n)``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise EmbeddingError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
-def _check_scene_output(output, n_expected: int, size: int, where: str) -> np.ndarray:
-    import torch
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    """How to load one model in any process (picklable).
 
-    if isinstance(output, torch.Tensor):
-        if output.dtype != torch.float32:
-            raise EmbeddingError(
-                f"{where}.get_scene_embeddings returned dtype {output.dtype}; the HEAR API expects "
-                f"torch.float32 (cast with .float() in the submission)"
-            )
-        array = output.detach().cpu().numpy()
-    elif isinstance(output, np.ndarray):
-        if output.dtype != np.float32:
-            raise EmbeddingError(
-                f"{where}.get_scene_embeddings returned dtype {output.dtype}; expected float32"
-            )
-        array = output
-    else:
-        raise EmbeddingError(
-            f"{where}.get_scene_embeddings returned {type(output).__name__}; expected a float32 tensor"
-        )
-    if array.shape != (n_expected, size):
-        raise EmbeddingError(
-            f"{where}.get_scene_embeddings returned shape {tuple(array.shape)}; expected "
-            f"(n_sounds, scene_embedding_size) = ({n_expected}, {size})"
-        )
-    if not np.all(np.isfinite(array)):
-        raise EmbeddingError(f"{where}.get_scene_embeddings returned NaN or Inf values")
-    return array
-
-
-def embed_tone_set(
-    module: ModuleType,
-    model,
-    tone_set,
-    *,
-    batch_size: int = 250,
-    cache: Optional[EmbeddingCache] = None,
-    progress: Optional[Callable] = None,
-) -> np.ndarray:
-    """Scene embeddings of every tone, synthesised at ``model.sample_rate``.
-
-    Parameters
+    Attributes
     ----------
-    module : module
-        A HEAR module (``get_scene_embeddings``).
-    model : object
-        Returned by ``module.load_model``; has ``sample_rate`` and ``scene_embedding_size``.
-    tone_set : synth.ToneSet
-    batch_size : int
-        Sounds per call to ``get_scene_embeddings``.
-    cache : EmbeddingCache, optional
-        Finished batches are stored there and reused (resumable).
-    progress : callable, optional
-        Wraps the batch iterator (e.g. ``functools.partial(tqdm, desc=name)``).
+    kind : str
+        ``"registry"`` (a GEAR adapter, by registry name) or ``"submission"`` (a HEAR module,
+        by import name).
+    name : str
+        Registry name or import name.
+    weights : str, optional
+        Submission weights path (passed to its ``load_model``).
+    models_dir : str, optional
+        Where registry models look for their files.
+    """
+
+    kind: str
+    name: str
+    weights: Optional[str] = None
+    models_dir: Optional[str] = None
+
+    def load(self):
+        """``(module, model)``."""
+        if self.kind == "registry":
+            from embeddings import registry
+
+            with lower_layer_errors():
+                return registry.get_spec(self.name).load(self.models_dir)
+        from gear.validate import load_submission
+
+        return load_submission(self.name, self.weights)
+
+
+@dataclasses.dataclass
+class EmbeddingRun:
+    """What :func:`embed` did.
+
+    Attributes
+    ----------
+    embedding : np.ndarray, shape (n_sounds, dim), float32
+    n_embedded : int
+        Batches computed by this call (the others came from the cache).
+    flags : list of str
+        ``constant-embedding`` when :func:`constant_embedding` holds.
+    notes : list of str
+        One sentence per flag, for the result's warnings.
+    """
+
+    embedding: np.ndarray
+    n_embedded: int
+    flags: List[str]
+    notes: List[str]
+
+
+# ----------------------------------------------------------------------------- checks
+def check_size(model, *, max_dim: int = DEFAULT_MAX_DIM, module_name: str = "model") -> None:
+    """Refuse a scene embedding larger than ``max_dim`` before embedding everything.
+
+    Raises
+    ------
+    SubmissionError
+        ``kind="too-large"``.
+    """
+    size = int(model.scene_embedding_size)
+    if size > max_dim:
+        raise SubmissionError(
+            f"{module_name}.load_model",
+            f"model.scene_embedding_size <= {max_dim} (the --max-dim limit)",
+            f"{size} ({size * 4 / 1e6:.0f} MB per 1 000 tones, per stored copy)",
+            "pool or project the embedding to fewer dimensions in the submission, or raise the limit with "
+            f"--max-dim {size}",
+            kind="too-large",
+        )
+
+
+def check_determinism(module, model, tone_set, padding, *, module_name: str = "model", n_tones: int = 4,
+                      tolerance: float = DETERMINISM_TOLERANCE) -> float:
+    """Embed the same ``n_tones`` tones twice, in the same batch, and compare.
+
+    A model whose output changes between two identical calls (dropout or a BatchNorm layer left
+    in training mode, an unseeded random projection) cannot be scored: its neighbours change
+    from call to call. This is distinct from batch dependence (the same tone in two different
+    batches, :func:`gear.validate.check_batch_dependence`).
 
     Returns
     -------
-    np.ndarray, shape (n_sounds, scene_embedding_size), float32
-    """
-    import torch
+    float
+        The largest distance between the two embeddings of a tone, divided by the median
+        distance between the embeddings of different tones.
 
-    sample_rate = int(model.sample_rate)
-    size = int(model.scene_embedding_size)
-    where = getattr(module, "__name__", str(module))
-    plan = batches(tone_set.n_sounds, batch_size)
-    out = np.empty((tone_set.n_sounds, size), dtype=np.float32)
+    Raises
+    ------
+    SubmissionError
+        ``kind="non-deterministic"`` when that ratio exceeds ``tolerance``.
+    """
+    from gear.validate import call_scene_embeddings, render_tones
+
+    indices = np.unique(np.linspace(0, tone_set.n_sounds - 1, max(2, n_tones)).round().astype(int))
+    audio = render_tones(tone_set, padding, indices=indices)
+    first = call_scene_embeddings(module, model, audio, module_name=module_name).astype(np.float64)
+    second = call_scene_embeddings(module, model, audio, module_name=module_name).astype(np.float64)
+    difference = float(np.linalg.norm(first - second, axis=1).max())
+    pairs = np.linalg.norm(first[:, None] - first[None, :], axis=-1)[np.triu_indices(len(indices), 1)]
+    scale = float(np.median(pairs)) if pairs.size else 0.0
+    if not scale > 0:
+        scale = float(np.abs(first).max()) or 1.0
+    ratio = difference / scale
+    if ratio > tolerance:
+        raise SubmissionError(
+            f"{module_name}.get_scene_embeddings",
+            "the same embeddings when called twice on the same batch",
+            f"embeddings of tones {indices.tolist()} that differ by {ratio:.3g} x the median distance between "
+            f"tones (tolerance {tolerance:g})",
+            "put the model in evaluation mode (model.eval(): dropout and BatchNorm in training mode draw or "
+            "normalise differently on every call) and seed any random projection",
+            kind="non-deterministic",
+        )
+    return ratio
+
+
+def constant_embedding(embedding: np.ndarray, *, tolerance: float = CONSTANT_TOLERANCE) -> bool:
+    """True when every sound has (nearly) the same embedding: the largest range of a dimension
+    over the sounds is at most ``tolerance`` x the largest absolute value (all zeros included)."""
+    embedding = np.asarray(embedding, dtype=np.float64)
+    if embedding.shape[0] < 2:
+        return False
+    spread = float(np.ptp(embedding, axis=0).max()) if embedding.size else 0.0
+    scale = float(np.abs(embedding).max()) if embedding.size else 0.0
+    return spread <= tolerance * scale or scale == 0.0
+
+
+# ----------------------------------------------------------------------------- embedding
+_WORKER_MODELS: Dict[ModelSource, tuple] = {}
+
+
+def _worker_model(source: ModelSource, n_threads: int):
+    """The model of ``source`` in this worker process, loaded once."""
+    if source not in _WORKER_MODELS:
+        if n_threads:
+            try:
+                import torch
+
+                torch.set_num_threads(n_threads)
+            except ImportError:  # pragma: no cover
+                pass
+        _WORKER_MODELS.clear()  # one model per worker process
+        _WORKER_MODELS[source] = source.load()
+    return _WORKER_MODELS[source]
+
+
+def _embed_batch(module, model, tone_set, padding, start: int, stop: int, name: str) -> np.ndarray:
+    from gear.validate import call_scene_embeddings, render_tones
+
+    audio = render_tones(tone_set, padding, indices=np.arange(start, stop))
+    try:
+        return call_scene_embeddings(module, model, audio, module_name=name)
+    except SubmissionError as error:
+        raise SubmissionError(error.function, error.expected, f"{error.got} (tones {start}..{stop - 1})", error.fix,
+                              kind=error.kind, user_traceback=error.user_traceback) from error
+
+
+def _worker_job(source: ModelSource, tone_set, padding, start: int, stop: int, n_threads: int):
+    """One joblib job: embed tones ``[start, stop)``."""
+    module, model = _worker_model(source, n_threads)
+    return start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name)
+
+
+def _cached(cache: Optional[EmbeddingCache], plan, out: np.ndarray) -> List[Tuple[int, int]]:
+    """Fill ``out`` from the cache; the batches still to compute."""
     todo = []
     for start, stop in plan:
         cached = cache.load(start, stop) if cache is not None else None
-        if cached is not None and cached.shape == (stop - start, size):
+        if cached is not None and cached.shape == (stop - start, out.shape[1]) and cached.dtype == np.float32:
             out[start:stop] = cached
         else:
             todo.append((start, stop))
-    iterator = progress(todo) if progress is not None and todo else todo
-    for start, stop in iterator:
-        audio = torch.from_numpy(tone_set.render(sample_rate, indices=np.arange(start, stop)))
-        with torch.inference_mode():
-            output = module.get_scene_embeddings(audio, model)
-        array = _check_scene_output(output, stop - start, size, where)
-        out[start:stop] = array
-        if cache is not None:
-            cache.store(start, stop, array)
-    return out
+    return todo
+
+
+def _stream(source, tone_set, padding, todo, *, loaded, n_jobs):
+    if n_jobs == 1:
+        module, model = loaded
+        return ((start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name))
+                for start, stop in todo)
+    import joblib
+
+    workers = joblib.effective_n_jobs(n_jobs)
+    n_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    return joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        joblib.delayed(_worker_job)(source, tone_set, padding, start, stop, n_threads) for start, stop in todo
+    )
+
+
+def _native(tone_set, model):
+    from gear.validate import Padding
+
+    rate = int(model.sample_rate)
+    n = tone_set.n_samples(rate)
+    return Padding.to_length(rate, n, n, "the native tone length")
+
+
+def _cached_dim(cache: Optional[EmbeddingCache], plan) -> Optional[int]:
+    """The embedding size recorded by a cached batch, if any batch is readable."""
+    if cache is None:
+        return None
+    for start, stop in cache.completed(plan):
+        array = cache.load(start, stop)
+        if array is not None and array.ndim == 2:
+            return int(array.shape[1])
+    return None
+
+
+def embed(
+    source: ModelSource,
+    tone_set,
+    padding=None,
+    *,
+    dim: Optional[int] = None,
+    cache: Optional[EmbeddingCache] = None,
+    batch_size: int = 250,
+    n_jobs: int = 1,
+    loaded=None,
+    max_dim: int = DEFAULT_MAX_DIM,
+    check_deterministic: bool = True,
+    progress: Optional[Callable[..., Iterable]] = None,
+) -> EmbeddingRun:
+    """Scene embeddings of every tone, batch by batch, resumable through ``cache``.
+
+    Parameters
+    ----------
+    source : ModelSource
+    tone_set : synth.ToneSet
+    padding : gear.validate.Padding, optional
+        Sample rate and length at which the tones are fed (default: the native tone length at
+        the model's rate).
+    dim : int, optional
+        ``scene_embedding_size`` (default: read from the cache, else from the model).
+    cache : EmbeddingCache, optional
+        Finished batches are read from and written to it (each as soon as it is done).
+    batch_size : int
+        Tones per call.
+    n_jobs : int
+        1: in this process. Otherwise joblib jobs (``-1``: all cores), one per batch; each
+        worker loads the model once. The active joblib backend takes the jobs.
+    loaded : (module, model), optional
+        The model, already loaded (else loaded here, only when a batch is missing).
+    max_dim : int
+        Largest accepted ``dim`` (:func:`check_size`).
+    check_deterministic : bool
+        Run :func:`check_determinism` before embedding (when a batch is missing).
+    progress : callable(iterable, total) -> iterable, optional
+        Wraps the stream of finished batches (the CLI passes tqdm).
+
+    Returns
+    -------
+    EmbeddingRun
+    """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        raise ParameterError(f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}")
+    plan = batches(tone_set.n_sounds, batch_size)
+    if dim is None and loaded is None:
+        dim = _cached_dim(cache, plan)
+    if dim is None:
+        loaded = loaded if loaded is not None else source.load()
+        dim = int(loaded[1].scene_embedding_size)
+    if dim > max_dim:
+        raise SubmissionError(f"{source.name}.load_model", f"scene_embedding_size <= {max_dim} (the --max-dim limit)",
+                              str(dim), f"pool the embedding to fewer dimensions, or raise the limit with --max-dim {dim}",
+                              kind="too-large")
+    out = np.empty((tone_set.n_sounds, dim), dtype=np.float32)
+    todo = _cached(cache, plan, out)
+    if todo:
+        loaded = loaded if loaded is not None else source.load()
+        check_size(loaded[1], max_dim=max_dim, module_name=source.name)
+        padding = padding if padding is not None else _native(tone_set, loaded[1])
+        if check_deterministic:
+            check_determinism(*loaded, tone_set, padding, module_name=source.name)
+        stream = _stream(source, tone_set, padding, todo, loaded=loaded, n_jobs=n_jobs)
+        if progress is not None:
+            stream = progress(stream, total=len(todo))
+        for start, stop, array in stream:
+            out[start:stop] = array
+            if cache is not None:
+                cache.store(start, stop, array)
+    flags, notes = [], []
+    if constant_embedding(out):
+        flags.append("constant-embedding")
+        notes.append(f"{source.name}: every tone gets (nearly) the same embedding (largest range of a dimension "
+                     f"<= {CONSTANT_TOLERANCE:g} x its largest value): the model hears nothing of these tones, or "
+                     f"its output is broken")
+        warnings.warn(notes[-1], ConstantEmbeddingWarning, stacklevel=2)
+    return EmbeddingRun(out, len(todo), flags, notes)
 
 
 def embed_model(
@@ -121,37 +369,30 @@ def embed_model(
     cache_dir: Optional[os.PathLike] = None,
     use_cache: bool = True,
     batch_size: int = 250,
+    max_dim: int = DEFAULT_MAX_DIM,
     progress: Optional[Callable] = None,
     loaded=None,
-) -> np.ndarray:
+) -> EmbeddingRun:
     """Embed a tone set with a registered model (see :mod:`embeddings.registry`), cached.
 
     The cache key is a content hash of the model's name and module, its weights file's bytes,
-    the tone set's configuration and parameters, and the model's sample rate.
-
-    Parameters
-    ----------
-    loaded : (module, model), optional
-        An already loaded model (saves the load when the cache is complete it is not used).
+    the tone set's configuration and parameters. Tones are fed at their native length; the
+    model is loaded only when a batch is not in the cache.
     """
-    ok, where = spec.can_run(models_dir)
-    if not ok:
-        raise EmbeddingError(f"model {spec.name!r} cannot run on this machine: {where}")
-    weights_path = where if Path(where).exists() else None
-    key, meta = cache_key(
-        model=spec.name,
-        module=spec.module,
-        load_kwargs=list(spec.load_kwargs),
-        weights=fingerprint_path(weights_path),
-        tone_set=tone_set.config_hash(),
-        tone_set_config=tone_set.config(),
-    )
+    with lower_layer_errors():
+        ok, where = spec.can_run(models_dir)
+        if not ok:
+            raise ParameterError(f"model {spec.name!r} cannot run on this machine: {where}")
+        weights_path = where if Path(where).exists() else None
+        key, meta = cache_key(
+            model=spec.name,
+            module=spec.module,
+            load_kwargs=list(spec.load_kwargs),
+            weights=fingerprint_path(weights_path),
+            tone_set=tone_set.config_hash(),
+            tone_set_config=tone_set.config(),
+        )
     cache = EmbeddingCache(cache_dir or default_cache_dir(), key, meta) if use_cache else None
-    if cache is not None:
-        plan = batches(tone_set.n_sounds, batch_size)
-        if len(cache.completed(plan)) == len(plan):
-            parts = [cache.load(*b) for b in plan]
-            if all(p is not None for p in parts):
-                return np.concatenate(parts).astype(np.float32, copy=False)
-    module, model = loaded if loaded is not None else spec.load(models_dir)
-    return embed_tone_set(module, model, tone_set, batch_size=batch_size, cache=cache, progress=progress)
+    source = ModelSource("registry", spec.name, models_dir=None if models_dir is None else str(models_dir))
+    return embed(source, tone_set, cache=cache, batch_size=batch_size, loaded=loaded, max_dim=max_dim,
+                 progress=progress)

@@ -1,13 +1,9 @@
 """``gear run`` as a Python API: synthesise -> embed -> Isomap + scores -> results + report.
 
-Results directory layout (stable; users script against it)::
-
-    OUT/report.html                 the interactive report (standalone, opens offline)
-    OUT/scores.csv                  model,parameter,median_abs_log_ratio,iqr,ci_low,ci_high,n
-    OUT/run.json                    the tone set and analysis settings of the run
-    OUT/models/<name>/result.json   scores, warnings, description of one model
-    OUT/models/<name>/result.npz    isomap (n,3) and log-ratios per parameter
-    OUT/models/<name>/embedding.npy the scene embeddings (n_sounds, dim), float32
+The results directory (its layout and guarantees) belongs to :mod:`gear.store`; embedding to
+:mod:`gear.embedder`. This module holds the run settings (:class:`GearConfig`), the analysis of
+one embedding (:func:`analyse_embedding`) and the report of a results directory
+(:func:`write_store_report`).
 """
 from __future__ import annotations
 
@@ -26,13 +22,12 @@ import numpy as np
 import synth
 from embeddings import registry
 from embeddings.base import models_dir as embeddings_models_dir
-from gear.embedder import embed_model
-from gear.files import atomic_write_bytes
 from gear import analysis
 from gear.results import SCORE_COLUMNS, ModelResult
-from gear.errors import ParameterError
+from gear.errors import ParameterError, lower_layer_errors
 
-__all__ = ["GearConfig", "analyse_embedding", "run", "write_scores_csv", "load_results", "save_result"]
+__all__ = ["GearConfig", "analyse_embedding", "run", "open_store", "load_results", "read_run_config", "write_run_report",
+           "write_store_report", "analysis_key"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +67,7 @@ class GearConfig:
                 raise ParameterError(f"{name} must be a positive integer, got {value!r}")
 
     def tone_set(self) -> synth.ToneSet:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), lower_layer_errors():
             if self.preset == "gear2023-code":
                 warnings.simplefilter("default")
             return synth.make_grid(self.preset, **self.grid_kwargs)
@@ -145,27 +140,6 @@ def analyse_embedding(
     )
 
 
-def write_scores_csv(path: os.PathLike, results: Sequence[ModelResult]) -> Path:
-    """Write ``scores.csv`` (columns :data:`gear.results.SCORE_COLUMNS`) atomically."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(SCORE_COLUMNS)
-    for result in results:
-        for row in result.scores:
-            writer.writerow([result.name] + [_fmt(row[c]) for c in SCORE_COLUMNS[1:]])
-    path = Path(path)
-    atomic_write_bytes(path, text.getvalue().encode())
-    return path
-
-
-def _fmt(value):
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, str):
-        return value
-    return "" if value is None or not np.isfinite(value) else f"{float(value):.6g}"
-
-
 def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.ToneSet) -> str:
     """Hash of what an analysis depends on: the embedding's bytes, the settings, the tones."""
     import hashlib
@@ -176,99 +150,30 @@ def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.Tone
     return digest.hexdigest()
 
 
-def _load_if_current(folder: Path, key: str) -> Optional[ModelResult]:
-    """The stored result in ``folder`` if it was computed from the same inputs (``key``)."""
-    meta_path = folder / "result.json"
-    if not meta_path.exists() or not (folder / "result.npz").exists():
-        return None
-    try:
-        if json.loads(meta_path.read_text()).get("analysis_key") != key:
-            return None
-        return _read_result(folder)
-    except (ValueError, KeyError, OSError):
-        return None  # unreadable: recompute
-
-
-def save_result(
-    out_dir: os.PathLike, result: ModelResult, embedding: Optional[np.ndarray] = None, *, key: Optional[str] = None
-) -> Path:
-    """Store one model's result under ``out_dir/models/<name>/`` (atomic writes).
-
-    ``key`` (from :func:`analysis_key`) lets a rerun reuse the result."""
-    folder = Path(out_dir) / "models" / result.name
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"isomap": result.isomap}
-    arrays.update({f"log_ratio__{k}": v for k, v in result.log_ratios.items()})
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(folder / "result.npz", buffer.getvalue())
-    if embedding is not None:
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(embedding, dtype=np.float32), allow_pickle=False)
-        atomic_write_bytes(folder / "embedding.npy", buffer.getvalue())
-    meta = {
-        "name": result.name,
-        "description": result.description,
-        "scores": result.scores,
-        "warnings": result.warnings,
-        "n_components": result.n_components,
-        "embedding_dim": result.embedding_dim,
-        "analysis_key": key,
-    }
-    atomic_write_bytes(folder / "result.json", json.dumps(meta, indent=2, default=_json_default).encode())
-    return folder
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if not np.isfinite(value) else float(value)
-    raise TypeError(type(value))
-
-
-def load_results(out_dir: os.PathLike) -> List[ModelResult]:
-    """Read back the results stored by :func:`run` (no pickles are read)."""
-    out_dir = Path(out_dir)
-    models = out_dir / "models"
-    if not models.is_dir():
-        raise ParameterError(f"{str(out_dir)!r} holds no GEAR results (no models/ folder); run `gear run --out {out_dir}`")
-    return [_read_result(folder) for folder in sorted(p for p in models.iterdir() if (p / "result.json").exists())]
-
-
-def _read_result(folder: Path) -> ModelResult:
-    meta = json.loads((folder / "result.json").read_text())
-    with np.load(folder / "result.npz", allow_pickle=False) as arrays:
-        log_ratios = {k.split("__", 1)[1]: arrays[k] for k in arrays.files if k.startswith("log_ratio__")}
-        isomap = arrays["isomap"]
-    scores = [{k: (np.nan if v is None else v) for k, v in row.items()} for row in meta["scores"]]
-    return ModelResult(
-        name=meta["name"],
-        description=meta["description"],
-        isomap=isomap,
-        log_ratios=log_ratios,
-        scores=scores,
-        warnings=meta["warnings"],
-        n_components=meta["n_components"],
-        embedding_dim=meta["embedding_dim"],
-    )
-
-
-def write_run_json(out_dir: Path, config: GearConfig, tone_set: synth.ToneSet, models: Sequence[str]) -> None:
-    payload = {
-        "config": dataclasses.asdict(config),
-        "tone_set": tone_set.config(),
-        "models": list(models),
-    }
-    atomic_write_bytes(out_dir / "run.json", json.dumps(payload, indent=2, default=_json_default).encode())
+def config_from_settings(settings: dict) -> GearConfig:
+    """A :class:`GearConfig` from the ``config`` of ``run.json``."""
+    fields = {f.name for f in dataclasses.fields(GearConfig)}
+    return GearConfig(**{k: v for k, v in settings.items() if k in fields})
 
 
 def read_run_config(out_dir: os.PathLike) -> GearConfig:
-    path = Path(out_dir) / "run.json"
-    if not path.exists():
-        raise ParameterError(f"{str(path)!r} not found; run `gear run --out {out_dir}` first")
-    payload = json.loads(path.read_text())
-    return GearConfig(**payload["config"])
+    """The settings of a results directory (``run.json``)."""
+    from gear.store import ResultsStore
+
+    settings = ResultsStore(out_dir).read_settings()
+    if settings is None:
+        raise ParameterError(f"{str(Path(out_dir) / 'run.json')!r} not found; run `gear run --out {out_dir}` first")
+    return config_from_settings(settings)
+
+
+def load_results(out_dir: os.PathLike) -> List[ModelResult]:
+    """Read back the stored results (verified; a corrupt entry is skipped with a warning)."""
+    from gear.store import ResultsStore
+
+    store = ResultsStore(out_dir)
+    if not store.models_dir.is_dir():
+        raise ParameterError(f"{str(out_dir)!r} holds no GEAR results (no models/ folder); run `gear run --out {out_dir}`")
+    return store.load_results()
 
 
 def write_run_report(
@@ -310,22 +215,58 @@ def write_run_report(
     )
 
 
-def _check_consistent_with_stored(out_dir: Path, config: GearConfig, tone_set, names) -> None:
-    """Refuse to mix results of different settings in one results directory."""
-    path = out_dir / "run.json"
-    if not path.exists():
-        return
-    stored = json.loads(path.read_text())
-    current = json.loads(json.dumps({"config": dataclasses.asdict(config), "tone_set": tone_set.config()}, default=_json_default))
-    if stored.get("config") == current["config"] and stored.get("tone_set") == current["tone_set"]:
-        return
-    models = out_dir / "models"
-    others = sorted(p.name for p in models.iterdir() if p.is_dir() and p.name not in names) if models.is_dir() else []
-    if others:
-        raise ParameterError(
-            f"{str(out_dir)!r} holds results made with other settings ({', '.join(others)}); "
-            f"write to another --out, or `gear remove` those results first"
-        )
+def write_store_report(store, results: Sequence[ModelResult]) -> Path:
+    """``report.html`` of a results directory: every entry, the leaderboard and the ``gear score`` cards.
+
+    The report writer of :func:`open_store` (the store calls it whenever the entries change).
+    """
+    from gear import html
+    from gear.scoring import disentanglement_sections
+    from gear.store import leaderboard_columns, leaderboard_rows
+
+    config = config_from_settings(store.read_settings())
+    rows = leaderboard_rows(results, {name: store.info(name) for name in store.names()})
+    columns = leaderboard_columns(rows)
+    labels = {c: c.replace("median_abs_log_ratio_", "median |log-ratio| ") for c in columns}
+    leaderboard = html.render("leaderboard.html", table=html.Markup(html.table(columns, rows, labels=labels,
+                                                                              css_class="gear-leaderboard", digits=6)))
+    per_model, extra = disentanglement_sections(store.out_dir)
+    names = {r.name for r in results}
+    return write_run_report(
+        store.out_dir, results, config.tone_set(), config=config,
+        extra_sections=[("Leaderboard", leaderboard)] + extra,
+        per_model_sections={k: v for k, v in per_model.items() if k in names},
+    )
+
+
+def open_store(out_dir: os.PathLike, *, report: bool = True, writable: bool = True):
+    """The :class:`gear.store.ResultsStore` of ``out_dir``, checked and recovered, whose
+    outputs include the report (:func:`write_store_report`) unless ``report`` is False."""
+    from gear.store import ResultsStore
+
+    return ResultsStore.open(out_dir, writable=writable, report_writer=write_store_report if report else None)
+
+
+def _registry_entry(store, spec, config: GearConfig, tone_set, *, models_dir, cache_dir, use_cache, progress):
+    """Embed one registry model and stage its entry (None when the stored one is current)."""
+    from gear.embedder import embed_model
+    from gear.store import REGISTRY
+
+    wrapper = progress(f"embedding {spec.name}") if progress is not None else None
+    run = embed_model(spec, tone_set, models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
+                      batch_size=config.batch_size, progress=wrapper)
+    key = analysis_key(run.embedding, config, tone_set)
+    if spec.name in store.names() and store.analysis_key(spec.name) == key:
+        return None  # stored, verified and computed from the same inputs: reuse it
+    with lower_layer_errors():
+        status = spec.weights(models_dir)
+    description = f"{spec.description} [weights: {status.where}]"
+    result = analyse_embedding(spec.name, run.embedding, tone_set, config=config, description=description)
+    result.warnings = list(result.warnings) + run.notes
+    result.flags = list(run.flags)
+    staged = store.stage(spec.name, {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)})
+    staged.write_result(result, run.embedding, key=key, flags=run.flags)
+    return staged
 
 
 def run(
@@ -346,65 +287,58 @@ def run(
     models : sequence of str, optional
         Registry names; default: every default model that can run on this machine.
     out_dir : path-like
-        Results directory (see the module docstring for its layout).
+        Results directory (see :mod:`gear.store`). Checked before any work.
     config : GearConfig, optional
         Tone set and analysis settings (default: the paper's).
     models_dir : path-like, optional
         Where model files are looked up (else ``GEAR_MODELS_DIR``).
     cache_dir : path-like, optional
         Embedding cache root (else ``GEAR_CACHE_DIR`` or ``~/.cache/gear``).
+    report : bool
+        Write ``report.html``.
     progress : callable(description) -> wrapper, optional
         Factory of progress wrappers for the batch loops (the CLI passes tqdm).
 
     Returns
     -------
     list of ModelResult
+        The results of the models of this run (the directory's outputs list every entry).
     """
+    from gear.store import REGISTRY
+
     config = config or GearConfig()
     tone_set = config.tone_set()
     config.validate(tone_set.n_sounds)
-    if models_dir is not None:
-        models_dir = embeddings_models_dir(models_dir)  # fails early on a missing folder
-    if models is None:
-        specs = registry.default_models(models_dir)
-        if not specs:
-            raise ParameterError("no default model can run on this machine; see `gear models`")
-    else:
-        specs = [registry.get_spec(name) for name in models]
-    out_dir = Path(out_dir)
-    _check_consistent_with_stored(out_dir, config, tone_set, [spec.name for spec in specs])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    notes = []
+    with lower_layer_errors():
+        if models_dir is not None:
+            models_dir = embeddings_models_dir(models_dir)  # fails early on a missing folder
+        if models is None:
+            specs = registry.default_models(models_dir)
+            if not specs:
+                raise ParameterError("no default model can run on this machine; see `gear models`")
+        else:
+            specs = [registry.get_spec(name) for name in models]
+    store = open_store(out_dir, report=report)
+    runnable = []
     for spec in specs:
-        ok, where = spec.can_run(models_dir)
-        if not ok:
-            message = f"{spec.name} skipped: {where}"
-            warnings.warn(message, stacklevel=2)
-            notes.append(message)
-            continue
-        wrapper = progress(f"embedding {spec.name}") if progress is not None else None
-        embedding = embed_model(
-            spec,
-            tone_set,
-            models_dir=models_dir,
-            cache_dir=cache_dir,
-            use_cache=use_cache,
-            batch_size=config.batch_size,
-            progress=wrapper,
-        )
-        status = spec.weights(models_dir)
-        description = f"{spec.description} [weights: {status.where}]"
-        key = analysis_key(embedding, config, tone_set)
-        result = _load_if_current(out_dir / "models" / spec.name, key)
-        if result is None:
-            result = analyse_embedding(spec.name, embedding, tone_set, config=config, description=description)
-            save_result(out_dir, result, embedding, key=key)
-        results.append(result)
-    if not results:
+        with lower_layer_errors():
+            ok, where = spec.can_run(models_dir)
+        if ok:
+            store.check_name_for(spec.name, kind=REGISTRY, source=spec.name)
+            runnable.append(spec)
+        else:
+            warnings.warn(f"{spec.name} skipped: {where}", stacklevel=2)
+    if not runnable:
         raise ParameterError("no model could run; see `gear models` for what is missing")
-    write_scores_csv(out_dir / "scores.csv", results)
-    write_run_json(out_dir, config, tone_set, [r.name for r in results])
-    if report:
-        write_run_report(out_dir, results, tone_set, config=config, notes=notes)
-    return results
+    settings = dataclasses.asdict(config)
+    if store.check_settings(settings, replacing=[spec.name for spec in runnable]):
+        store.commit(remove=store.names(), settings=settings, tone_set_config=tone_set.config(), refresh=False)
+    for spec in runnable:
+        staged = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
+                                 use_cache=use_cache, progress=progress)
+        if staged is not None:
+            store.commit(put=[staged], settings=settings, tone_set_config=tone_set.config(), refresh=False)
+    if store.read_settings() is None:  # every entry reused but run.json lost: record the settings
+        store.commit(settings=settings, tone_set_config=tone_set.config(), refresh=False)
+    store.refresh_outputs()
+    return store.load_results(names=[spec.name for spec in runnable])

@@ -34,6 +34,9 @@ class ModelResult:
         Connected components of the Isomap K-nearest-neighbour graph.
     embedding_dim : int
         Dimension of the embedding.
+    flags : list of str
+        What the sanity checks found before storing (``constant-embedding``,
+        ``batch-dependent``); shown in the leaderboard.
     """
 
     name: str
@@ -44,3 +47,4 @@ class ModelResult:
     warnings: List[str] = dataclasses.field(default_factory=list)
     n_components: int = 1
     embedding_dim: int = 0
+    flags: List[str] = dataclasses.field(default_factory=list)

@@ -18,7 +18,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from gear.files import atomic_write_bytes
 from gear import pipeline
 from gear.errors import ParameterError
 
@@ -84,22 +83,31 @@ def score_results(
     """
     from gear.disentangle import compute_disentanglement, disentanglement_card_html, write_disentanglement_csv
 
+    import warnings
+
+    from gear.store import CorruptEntryError, CorruptEntryWarning, ResultsStore
+
     out_dir = Path(out_dir)
+    store = ResultsStore(out_dir)
     config = pipeline.read_run_config(out_dir)
     tone_set = config.tone_set()
-    root = out_dir / "models"
-    folders = sorted(p for p in root.iterdir() if (p / "embedding.npy").exists()) if root.is_dir() else []
+    names = [n for n in store.names() if (store.models_dir / n / "embedding.npy").exists()]
     if models:
-        unknown = set(models) - {p.name for p in folders}
+        unknown = set(models) - set(names)
         if unknown:
             raise ParameterError(f"no stored embeddings for {sorted(unknown)} in {out_dir}; see `gear list --out {out_dir}`")
-        folders = [p for p in folders if p.name in models]
-    if not folders:
+        names = [n for n in names if n in models]
+    if not names:
         raise ParameterError(f"{str(out_dir)!r} holds no stored embeddings; run `gear run --out {out_dir}` first")
     settings = {"scales": scales or {}, "random_state": random_state, "tone_set": tone_set.config_hash()}
-    iterator = progress(folders) if progress is not None else folders
-    for folder in iterator:
-        embedding = np.load(folder / "embedding.npy", allow_pickle=False)
+    iterator = progress(names) if progress is not None else names
+    for name in iterator:
+        try:
+            embedding = store.load_embedding(name)
+        except CorruptEntryError as error:  # named, skipped: the other models go on
+            warnings.warn(str(error), CorruptEntryWarning, stacklevel=2)
+            continue
+        folder = store.models_dir / name
         if embedding.shape[0] != tone_set.n_sounds:
             raise ParameterError(f"{folder / 'embedding.npy'} has {embedding.shape[0]} rows for {tone_set.n_sounds} tones")
         key = _key(embedding, settings)
@@ -111,10 +119,10 @@ def score_results(
         result = compute_disentanglement(
             embedding, tone_set.theta(), grid_index=tone_set.grid_index, scales=scales, random_state=random_state
         )
-        card = disentanglement_card_html(result, model=folder.name)
-        atomic_write_bytes(folder / CARD_FILE, card.encode())
+        card = disentanglement_card_html(result, model=name)
+        store.write_derived(name, CARD_FILE, card.encode())
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()} for row in result.rows]
-        atomic_write_bytes(rows_path, json.dumps({"key": key, "rows": rows}, indent=1).encode())
+        store.write_derived(name, ROWS_FILE, json.dumps({"key": key, "rows": rows}, indent=1).encode())
     all_rows = stored_rows(out_dir)
     write_disentanglement_csv(out_dir / CSV_FILE, {name: rows for name, rows in all_rows.items()})
     return all_rows

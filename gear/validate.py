@@ -38,14 +38,18 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import logging
 import numbers
 import re
+import os
 import sys
+import traceback
 import types
 import warnings
 from types import ModuleType
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -220,7 +224,7 @@ def _check_module_name(module_name) -> str:
             "import",
             "a Python import name such as 'hearbaseline.naive'",
             repr(module_name),
-            "pass the name you would write after `import` (not a file path)",
+            "pass the name you would write after `import` (not a file path)", kind="import",
         )
     return module_name
 
@@ -324,14 +328,24 @@ def import_submission(module_name: str) -> ModuleType:
             fix = f"install the submission's package (pip install ...) in this environment, or check the spelling of {module_name!r}"
         else:
             fix = f"{module_name!r} needs the package {missing!r}: install it (pip install {missing.split('.')[0]})"
-        raise SubmissionError(f"import {module_name}", "an importable module", f"ModuleNotFoundError: {error}", fix) from error
+        raise SubmissionError(f"import {module_name}", "an importable module", f"ModuleNotFoundError: {error}", fix, kind="import") from error
+    except SyntaxError as error:  # the submission's own source cannot be parsed
+        where = f"{error.filename}, line {error.lineno}" if error.filename else module_name
+        raise SubmissionError(
+            f"import {module_name}",
+            "the module's source to be valid Python",
+            f"{type(error).__name__}: {error.msg} ({where})",
+            f"fix the syntax error at {where} (shown in the submission's traceback)",
+            kind="import", user_traceback=user_traceback(error),
+        ) from error
     except Exception as error:  # the submission's own import-time code failed
         raise SubmissionError(
             f"import {module_name}",
             "the module to import cleanly",
             f"{type(error).__name__}: {error}",
-            "the error was raised by the submission's import-time code (see the traceback above); "
-            "often a dependency version mismatch",
+            "the error was raised by the submission's import-time code: read the submission's traceback "
+            "(printed with this message) for the line to fix",
+            kind="import", user_traceback=user_traceback(error),
         ) from error
     for function in HEAR_FUNCTIONS:
         value = getattr(module, function, None)
@@ -341,12 +355,12 @@ def import_submission(module_name: str) -> ModuleType:
                 f"a function {function!r} (the HEAR 2021 API has {', '.join(HEAR_FUNCTIONS)})",
                 "no such attribute",
                 f"define {function} at the top level of {module_name!r}, or pass the module that does "
-                f"(e.g. 'package.submodule')",
+                f"(e.g. 'package.submodule')", kind="attribute",
             )
         if not callable(value):
             raise SubmissionError(
                 f"{module_name}.{function}", "a callable", f"a {type(value).__name__}",
-                f"make {function} a function",
+                f"make {function} a function", kind="attribute",
             )
     _apply_shims(module)
     return module
@@ -380,16 +394,16 @@ def check_model(model, *, module_name: str = "submission") -> Dict[str, int]:
         if not hasattr(model, name):
             raise SubmissionError(
                 where, f"the returned model to have an int attribute {name!r}",
-                f"a {type(model).__name__} without {name!r}", fix,
+                f"a {type(model).__name__} without {name!r}", fix, kind="attribute",
             )
         value = getattr(model, name)
         if not _is_int(value):
             raise SubmissionError(
                 where, f"model.{name} to be an int", f"{value!r} ({type(value).__name__})",
-                f"store it as a Python int (e.g. model.{name} = int({value!r}))" if isinstance(value, numbers.Real) else fix,
+                f"store it as a Python int (e.g. model.{name} = int({value!r}))" if isinstance(value, numbers.Real) else fix, kind="attribute",
             )
         if value <= 0:
-            raise SubmissionError(where, f"model.{name} > 0", repr(value), fix)
+            raise SubmissionError(where, f"model.{name} > 0", repr(value), fix, kind="attribute")
         out[name] = int(value)
     if out["sample_rate"] not in HEAR_SAMPLE_RATES:
         raise SubmissionError(
@@ -397,7 +411,7 @@ def check_model(model, *, module_name: str = "submission") -> Dict[str, int]:
             f"model.sample_rate in {list(HEAR_SAMPLE_RATES)} Hz (the HEAR 2021 rates)",
             f"{out['sample_rate']}",
             "resample inside the submission: declare one of the HEAR rates and convert the audio "
-            "to the model's internal rate in get_*_embeddings",
+            "to the model's internal rate in get_*_embeddings", kind="sample-rate",
         )
     return out
 
@@ -423,28 +437,60 @@ def load_submission(module_name: str, weights: Optional[str] = None):
     """
     module = import_submission(module_name)
     where = f"{module_name}.load_model"
+    if weights is None and _required_arguments(module.load_model):
+        raise SubmissionError(
+            where, "load_model() to work without a weights file",
+            f"a load_model that requires {', '.join(_required_arguments(module.load_model))}",
+            "this submission needs its weights: pass --weights PATH (weights=...)", kind="load",
+        )
     try:
         model = module.load_model(str(weights)) if weights is not None else module.load_model()
-    except TypeError as error:
-        if weights is None and "argument" in str(error):
-            raise SubmissionError(
-                where, "load_model() to work without a weights file", f"TypeError: {error}",
-                "this submission needs its weights: pass --weights PATH (weights=...)",
-            ) from error
-        raise SubmissionError(where, "to return a model", f"TypeError: {error}", _raised_fix()) from error
     except Exception as error:
-        fix = _raised_fix()
+        fix, kind = _raised_fix(), "load"
         if weights is not None:
             fix = f"check that {str(weights)!r} is a weights file of this submission, in its format; " + fix
-        raise SubmissionError(where, "to return a model", f"{type(error).__name__}: {error}", fix) from error
+            kind = "weights"
+        raise SubmissionError(where, f"to return a model{' from ' + repr(str(weights)) if weights is not None else ''}",
+                              f"{type(error).__name__}: {error}", fix, kind=kind,
+                              user_traceback=user_traceback(error)) from error
     if model is None:
-        raise SubmissionError(where, "to return the loaded model", "None", "return the model from load_model")
+        raise SubmissionError(where, "to return the loaded model", "None", "return the model from load_model", kind="load")
     check_model(model, module_name=module_name)
     return module, model
 
 
+def _required_arguments(function) -> List[str]:
+    """Names of the positional parameters of ``function`` without a default."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty]
+
+
 def _raised_fix() -> str:
-    return "the exception was raised inside the submission (see the chained traceback above)"
+    return "the exception was raised inside the submission: its traceback (printed with this message) shows the line"
+
+
+#: Folders of GEAR's own code: their frames are left out of a submission's traceback.
+_OWN_CODE = tuple(
+    str(Path(package).resolve()) + os.sep
+    for package in (Path(__file__).parent, Path(importlib.util.find_spec("synth").origin).parent,
+                    Path(importlib.util.find_spec("embeddings").origin).parent)
+)
+
+
+def user_traceback(error: BaseException) -> str:
+    """The traceback of ``error`` restricted to the submission's own code: the frames outside
+    GEAR's packages and Python's import machinery, then the exception line (for a SyntaxError,
+    the offending source line with its caret). Empty when no frame is the submission's."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not str(Path(frame.filename).resolve()).startswith(_OWN_CODE) and not frame.filename.startswith("<frozen")]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(type(error), error)
+    if not frames and not isinstance(error, SyntaxError):
+        return ""
+    return "Traceback of the submission's code (most recent call last):\n" + "".join(lines).rstrip("\n")
 
 
 # ----------------------------------------------------------------------------- calling
@@ -485,9 +531,9 @@ def _to_numpy(value, where: str, what: str) -> np.ndarray:
         fix = "cast with tf.cast(x, tf.float32) before returning"
     else:
         raise SubmissionError(where, f"{what} as a float32 tensor", f"a {type(value).__name__}",
-                              "return a torch.Tensor (or tf.Tensor) of dtype float32")
+                              "return a torch.Tensor (or tf.Tensor) of dtype float32", kind="type")
     if not ok:
-        raise SubmissionError(where, f"{what} of dtype float32", f"dtype {kind}", fix)
+        raise SubmissionError(where, f"{what} of dtype float32", f"dtype {kind}", fix, kind="dtype")
     if torch is not None and isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
@@ -511,7 +557,7 @@ def _call(function_name: str, module: ModuleType, model, audio: np.ndarray, wher
             where,
             f"embeddings of {context}",
             f"{type(error).__name__}: {error}",
-            _raised_fix(),
+            _raised_fix(), kind="raised", user_traceback=user_traceback(error),
         ) from error
 
 
@@ -526,7 +572,7 @@ def _check_finite(array: np.ndarray, where: str, what: str) -> None:
             where,
             f"finite {what}",
             f"{count} {kinds} value(s) of {array.size}",
-            "look for log(0), division by a zero norm or std, or an empty mean over frames in the submission",
+            "look for log(0), division by a zero norm or std, or an empty mean over frames in the submission", kind="non-finite",
         )
 
 
@@ -562,7 +608,7 @@ def call_scene_embeddings(module: ModuleType, model, audio: np.ndarray, *, modul
     output = _call("get_scene_embeddings", module, model, audio, where, _describe(audio, rate))
     if isinstance(output, tuple) and len(output) == 2:
         raise SubmissionError(where, "one tensor (n_sounds, scene_embedding_size)", "a tuple of 2 items",
-                              "return only the embeddings (timestamps belong to get_timestamp_embeddings)")
+                              "return only the embeddings (timestamps belong to get_timestamp_embeddings)", kind="type")
     array = _to_numpy(output, where, "scene embeddings")
     expected = (audio.shape[0], size)
     if array.shape != expected:
@@ -573,7 +619,7 @@ def call_scene_embeddings(module: ModuleType, model, audio: np.ndarray, *, modul
             hint = "the output is transposed: return (n_sounds, scene_embedding_size)"
         elif array.ndim == 2 and array.shape[0] == expected[0]:
             hint = f"set model.scene_embedding_size = {array.shape[1]} or fix the output size"
-        raise SubmissionError(where, f"shape (n_sounds, scene_embedding_size) = {expected}", f"shape {tuple(array.shape)}", hint)
+        raise SubmissionError(where, f"shape (n_sounds, scene_embedding_size) = {expected}", f"shape {tuple(array.shape)}", hint, kind="shape")
     _check_finite(array, where, "scene embeddings")
     return array
 
@@ -617,7 +663,7 @@ def call_timestamp_embeddings(
     output = _call("get_timestamp_embeddings", module, model, audio, where, _describe(audio, rate))
     if not isinstance(output, (tuple, list)) or len(output) != 2:
         got = f"a {type(output).__name__}" + (f" of {len(output)} items" if isinstance(output, (tuple, list)) else "")
-        raise SubmissionError(where, "a tuple (embeddings, timestamps)", got, "return both the embeddings and their timestamps in ms")
+        raise SubmissionError(where, "a tuple (embeddings, timestamps)", got, "return both the embeddings and their timestamps in ms", kind="type")
     embeddings = _to_numpy(output[0], where, "timestamp embeddings")
     timestamps = output[1]
     torch = sys.modules.get("torch")
@@ -627,23 +673,23 @@ def call_timestamp_embeddings(
         timestamps = timestamps.numpy()
     timestamps = np.asarray(timestamps)
     if not (np.issubdtype(timestamps.dtype, np.floating) or np.issubdtype(timestamps.dtype, np.integer)):
-        raise SubmissionError(where, "numeric timestamps in ms", f"dtype {timestamps.dtype}", "return a float tensor of timestamps")
+        raise SubmissionError(where, "numeric timestamps in ms", f"dtype {timestamps.dtype}", "return a float tensor of timestamps", kind="timestamps")
     timestamps = timestamps.astype(np.float64)
     if embeddings.ndim != 3:
         raise SubmissionError(where, "embeddings of shape (n_sounds, n_timestamps, timestamp_embedding_size)",
-                              f"shape {tuple(embeddings.shape)}", "return one embedding per sound and frame (3-D)")
+                              f"shape {tuple(embeddings.shape)}", "return one embedding per sound and frame (3-D)", kind="shape")
     if embeddings.shape[0] != n_sounds:
         raise SubmissionError(where, f"{n_sounds} sounds in the embeddings (one per input sound)",
-                              f"{embeddings.shape[0]} (shape {tuple(embeddings.shape)})", "keep the batch axis first")
+                              f"{embeddings.shape[0]} (shape {tuple(embeddings.shape)})", "keep the batch axis first", kind="shape")
     if embeddings.shape[2] != size:
         raise SubmissionError(where, f"timestamp_embedding_size = {size} on the last axis", f"shape {tuple(embeddings.shape)}",
-                              f"set model.timestamp_embedding_size = {embeddings.shape[2]} or fix the output size")
+                              f"set model.timestamp_embedding_size = {embeddings.shape[2]} or fix the output size", kind="shape")
     if embeddings.shape[1] < 1:
         raise SubmissionError(where, "at least one frame", f"shape {tuple(embeddings.shape)} (no frame)",
-                              "pad short audio inside the submission so that it yields a frame")
+                              "pad short audio inside the submission so that it yields a frame", kind="shape")
     if timestamps.shape != embeddings.shape[:2]:
         raise SubmissionError(where, f"timestamps of shape (n_sounds, n_timestamps) = {embeddings.shape[:2]}",
-                              f"shape {tuple(timestamps.shape)}", "return one timestamp per sound and frame")
+                              f"shape {tuple(timestamps.shape)}", "return one timestamp per sound and frame", kind="timestamps")
     _check_finite(embeddings, where, "timestamp embeddings")
     _check_finite(timestamps, where, "timestamps")
     seconds_hint = ""
@@ -651,27 +697,27 @@ def call_timestamp_embeddings(
         seconds_hint = " (they look like seconds: multiply by 1000)"
     if timestamps.min() < -1e-3:
         raise SubmissionError(where, "timestamps >= 0 ms (frame centres from the start of the audio)",
-                              f"a minimum of {timestamps.min():.3f} ms", "measure frame centres from the start of the audio")
+                              f"a minimum of {timestamps.min():.3f} ms", "measure frame centres from the start of the audio", kind="timestamps")
     if timestamps.max() > duration_ms + 1e-3:
         raise SubmissionError(where, f"timestamps inside the audio (<= {duration_ms:.2f} ms)", f"a maximum of {timestamps.max():.3f} ms",
-                              "give timestamps in milliseconds, as frame centres; drop frames centred past the end")
+                              "give timestamps in milliseconds, as frame centres; drop frames centred past the end", kind="timestamps")
     notes: List[str] = []
     if timestamps.shape[1] > 1:
         steps = np.diff(timestamps, axis=1)
         if np.any(steps <= 0):
             raise SubmissionError(where, "strictly increasing timestamps", f"a step of {steps.min():.3f} ms",
-                                  "return the frames in time order")
+                                  "return the frames in time order", kind="timestamps")
         mean_hop = float(steps.mean())
         deviation = float(np.max(np.abs(steps - mean_hop)))
         if deviation > MAX_HOP_DEVIATION_MS:
             raise SubmissionError(where, f"regular timestamps (each hop within {MAX_HOP_DEVIATION_MS:g} ms of the mean hop)",
                                   f"a hop deviating by {deviation:.3f} ms from the mean {mean_hop:.3f} ms",
-                                  "compute centres as k * hop without accumulating rounded hops")
+                                  "compute centres as k * hop without accumulating rounded hops", kind="timestamps")
         end = float(timestamps.max())
         if end < duration_ms - 2 * mean_hop:
             raise SubmissionError(where, f"timestamps reaching to within two hops ({2 * mean_hop:.1f} ms) of the end of "
                                   f"the {duration_ms:.1f} ms audio", f"a last timestamp at {end:.3f} ms{seconds_hint}",
-                                  "give timestamps in milliseconds and embed up to the end of the audio")
+                                  "give timestamps in milliseconds and embed up to the end of the audio", kind="timestamps")
         if mean_hop > MAX_SUGGESTED_HOP_MS:
             notes.append(f"{where}: mean hop {mean_hop:.1f} ms > {MAX_SUGGESTED_HOP_MS:g} ms (HEAR suggests <= 50 ms)")
         if float(timestamps.min()) > mean_hop:
@@ -805,7 +851,7 @@ def find_effective_duration(
         try:
             call_scene_embeddings(module, model, render_tones(tone_set, padding, indices=probe), module_name=name)
         except SubmissionError as error:
-            if "float32" in error.expected:  # a wrong type or dtype is not a length problem
+            if error.kind in ("type", "dtype"):  # a wrong type or dtype is not a length problem
                 raise
             if first_error is None:
                 first_error = error
@@ -824,6 +870,8 @@ def find_effective_duration(
         f"{', '.join(f'{d:g}' for d in sorted(ladder_s))} s",
         f"at native length: {first_error.got}; every padded length failed too",
         first_error.fix,
+        kind=first_error.kind,
+        user_traceback=first_error.user_traceback,
     ) from first_error
 
 
@@ -884,7 +932,7 @@ def check_batch_dependence(
         second = call_scene_embeddings(module, model, render_tones(tone_set, padding, indices=mixed), module_name=name)[:m][::-1]
         difference = np.linalg.norm(first.astype(np.float64) - second, axis=1)
     except SubmissionError as error:
-        if "finite" not in error.expected:
+        if error.kind != "non-finite":
             raise
         difference = np.array([np.inf])
     if m > 1:

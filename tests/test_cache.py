@@ -4,7 +4,7 @@ import pytest
 
 import synth
 from embeddings import registry
-from gear.embedder import embed_model, embed_tone_set
+from gear.embedder import ModelSource, embed, embed_model
 from gear.cache import CorruptCacheWarning, EmbeddingCache, cache_key, fingerprint_path
 
 
@@ -12,11 +12,12 @@ def test_reused_on_rerun(tmp_path, fake_model):
     grid = synth.paper_grid(n_alpha=5, n_r=6)
     spec = registry.get_spec("fake")
     first = embed_model(spec, grid, cache_dir=tmp_path, batch_size=7)
-    assert sum(fake_model) == 30
+    assert first.n_embedded == 5
+    assert fake_model == [4, 4, 7, 7, 7, 7, 2]  # the determinism check (4 tones twice), then 5 batches
     fake_model.clear()
     second = embed_model(spec, grid, cache_dir=tmp_path, batch_size=7)
-    assert fake_model == []  # nothing recomputed
-    np.testing.assert_array_equal(first, second)
+    assert fake_model == [] and second.n_embedded == 0  # nothing recomputed, the model not even loaded
+    np.testing.assert_array_equal(first.embedding, second.embedding)
 
 
 def test_interrupted_run_resumes_missing_batches_only(tmp_path, fake_model):
@@ -35,15 +36,20 @@ def test_interrupted_run_resumes_missing_batches_only(tmp_path, fake_model):
                 raise Interrupt
             yield item
 
+    source = ModelSource("registry", "fake")
+
+    def run(**kwargs):
+        return embed(source, grid, loaded=(module, model), check_deterministic=False, **kwargs)
+
     with pytest.raises(Interrupt):
-        embed_tone_set(module, model, grid, batch_size=7, cache=cache, progress=stop_after_two)
-    assert fake_model == [7, 7]
+        run(batch_size=7, cache=cache, progress=lambda stream, total: stop_after_two(stream))
+    assert fake_model == [7, 7, 7]  # the third batch was computed when the interrupt came, not stored
     fake_model.clear()
-    full = embed_tone_set(module, model, grid, batch_size=7, cache=cache)
-    assert fake_model == [7, 7, 2]  # only the three missing batches
+    full = run(batch_size=7, cache=cache)
+    assert fake_model == [7, 7, 2] and full.n_embedded == 3  # only the three missing batches
     fake_model.clear()
-    reference = embed_tone_set(module, model, grid, batch_size=30)
-    np.testing.assert_allclose(full, reference, rtol=1e-6)
+    reference = run(batch_size=30)
+    np.testing.assert_allclose(full.embedding, reference.embedding, rtol=1e-6)
 
 
 def test_corrupt_entry_detected_and_recomputed(tmp_path, fake_model):
@@ -57,8 +63,8 @@ def test_corrupt_entry_detected_and_recomputed(tmp_path, fake_model):
     fake_model.clear()
     with pytest.warns(CorruptCacheWarning, match="checksum mismatch"):
         again = embed_model(spec, grid, cache_dir=tmp_path, batch_size=4)
-    assert fake_model == [4]
-    np.testing.assert_array_equal(first, again)
+    assert fake_model == [4, 4, 4]  # determinism check, then the one corrupt batch
+    np.testing.assert_array_equal(first.embedding, again.embedding)
 
 
 def test_truncated_entry_recomputed(tmp_path, fake_model):
@@ -70,7 +76,7 @@ def test_truncated_entry_recomputed(tmp_path, fake_model):
     fake_model.clear()
     with pytest.warns(CorruptCacheWarning):
         embed_model(spec, grid, cache_dir=tmp_path, batch_size=4)
-    assert fake_model == [4]
+    assert fake_model == [4, 4, 4]  # determinism check, then the one truncated batch
 
 
 def test_key_changes_with_tone_set_and_weights(tmp_path):

@@ -1,5 +1,6 @@
 """The `gear` command line, called through main([...])."""
 import gear.errors
+import shutil
 import csv
 
 import numpy as np
@@ -99,7 +100,7 @@ def test_run_refuses_to_mix_settings_with_stored_results(tmp_path, fake_model):
 
     small = dict(isomap_neighbors=8, n_neighbors=4, n_bootstrap=20)
     pipeline.run(["fake"], out_dir=tmp_path, config=pipeline.GearConfig(grid_kwargs=dict(n_alpha=5, n_r=5), **small), cache_dir=tmp_path / "c", report=False)
-    (tmp_path / "models" / "other").mkdir()
+    shutil.copytree(tmp_path / "models" / "fake", tmp_path / "models" / "other")  # an entry this run does not make
     other_settings = pipeline.GearConfig(grid_kwargs=dict(n_alpha=6, n_r=5), **small)
     with pytest.raises(gear.errors.ParameterError, match=r"other settings \(other\)"):
         pipeline.run(["fake"], out_dir=tmp_path, config=other_settings, cache_dir=tmp_path / "c", report=False)

@@ -1,5 +1,6 @@
 """gear add-submission / list / remove: storing, versions, resuming, failures that store nothing."""
 import gear.errors
+import gear.store
 import contextlib
 import csv
 import hashlib
@@ -16,7 +17,9 @@ import torch
 
 import synth
 from conftest import make_hear_module
-from gear import pipeline, submission, submission_cli
+from gear import pipeline, submission
+from gear.cli import submissions as submission_cli
+from gear.store import leaderboard_rows
 from gear.validate import BatchDependenceWarning, Padding, SubmissionError, render_tones
 
 CONFIG = dict(grid_kwargs=dict(n_alpha=6, n_r=6), isomap_neighbors=10, n_neighbors=5, n_bootstrap=50, batch_size=8)
@@ -133,7 +136,7 @@ def test_leaderboard_ranks_lowest_score_first():
         scores = [dict(parameter=p, median_abs_log_ratio=v, chance=1.0) for p, v in zip("abc", values)]
         return ModelResult(name=name, description="", isomap=np.zeros((2, 3)), log_ratios={}, scores=scores)
 
-    rows = submission.leaderboard([fake("x", (0.9, 0.9, 0.9)), fake("y", (0.1, 0.2, 0.3)), fake("z", (np.nan,) * 3),
+    rows = leaderboard_rows([fake("x", (0.9, 0.9, 0.9)), fake("y", (0.1, 0.2, 0.3)), fake("z", (np.nan,) * 3),
                                    fake("w", (0.2, 0.2, 0.2))])
     assert [(r["model"], r["rank"]) for r in rows] == [("w", 1), ("y", 1), ("x", 3), ("z", "")]
 
@@ -218,9 +221,9 @@ def test_cli_failure_message_and_exit_code(results_dir, install, capsys, gear_ma
     make, fragments = FAILING["float64"]
     name = install(make("gear_failing_cli"))
     before = checksums(results_dir)
-    assert gear_main(["add-submission", name, "--out", str(results_dir), "--no-cache", "-q"]) == 2
+    assert gear_main(["add-submission", name, "--out", str(results_dir), "--no-cache", "-q"]) == 1  # a failure, not usage
     err = capsys.readouterr().err
-    assert err.startswith("gear add-submission: error: gear_failing_cli.get_scene_embeddings") and fragments[1] in err
+    assert err.startswith("gear add-submission: error (dtype): gear_failing_cli.get_scene_embeddings") and fragments[1] in err
     assert checksums(results_dir) == before
 
 
@@ -312,13 +315,13 @@ def test_name_rules(tmp_path, install):
 
 def test_settings_must_match_the_stored_run(results_dir, install):
     name = install(make_hear_module("gear_other_grid"))
-    with pytest.raises(gear.errors.ParameterError, match=r"grid_kwargs=.*n_alpha.: 5.*use another --out"):
+    with pytest.raises(gear.errors.ParameterError, match=r"grid_kwargs=.*n_alpha.: 5.*another --out"):
         submission.add_submission(name, out_dir=results_dir, config=config(grid_kwargs=dict(n_alpha=5, n_r=6)))
 
 
 # ----------------------------------------------------------------------------- list / remove
 def test_remove_regenerates_outputs(results_dir, install, tmp_path):
-    name = install(weighted_module("gear_removable"))
+    name = install(weighted_module("gear_good_submission"))  # the module stored as 'good', other weights
     (tmp_path / "w.txt").write_text("3.0")
     submission.add_submission(name, name="good", weights=tmp_path / "w.txt", out_dir=results_dir,
                               cache_dir=tmp_path / "cache", report=False)
@@ -326,7 +329,7 @@ def test_remove_regenerates_outputs(results_dir, install, tmp_path):
     report_before = (results_dir / "report.html").read_bytes()
 
     submission.remove_result(results_dir, "good")
-    assert not (results_dir / "models" / "good").exists() and not (results_dir / ".gear-trash").exists()
+    assert not (results_dir / "models" / "good").exists() and not (results_dir / ".gear" / "trash").exists()
     assert [r.name for r in pipeline.load_results(results_dir)] == ["good@2"]
     assert {r["model"] for r in read_csv(results_dir / "scores.csv")} == {"good@2"}
     assert [r["model"] for r in read_csv(results_dir / "leaderboard.csv")] == ["good@2"]
@@ -334,7 +337,7 @@ def test_remove_regenerates_outputs(results_dir, install, tmp_path):
     assert report.encode() != report_before and "good@2" in report
     assert json.loads((results_dir / "run.json").read_text())["models"] == ["good@2"]
 
-    with pytest.raises(gear.errors.ParameterError, match=r"no stored result named 'nope'.*stored results: good@2"):
+    with pytest.raises(gear.errors.StoreError, match=r"no stored result named 'nope'.*stored results: good@2"):
         submission.remove_result(results_dir, "nope")
     submission.remove_result(results_dir, "good@2")
     assert not (results_dir / "report.html").exists()
@@ -350,7 +353,7 @@ def test_remove_rolls_back_when_rewriting_fails(results_dir, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(submission, "write_leaderboard_csv", broken)
+    monkeypatch.setattr(gear.store, "write_leaderboard_csv", broken)
     with pytest.raises(OSError, match="disk full"):
         submission.remove_result(results_dir, "good")
     assert (results_dir / "models" / "good" / "result.json").exists()
@@ -376,8 +379,15 @@ def test_results_of_gear_run_are_listed_and_versioned(tmp_path, fake_model, inst
     rows = submission.list_results(out)
     assert [(r["name"], r["module"], r["version"]) for r in rows] == [("fake", "(gear run)", None)]
     name = install(make_hear_module("gear_clash"))
-    stored = submission.add_submission(name, name="fake", out_dir=out, cache_dir=tmp_path / "cache", report=False)
-    assert stored.name == "fake@2"  # never overwrites the run's result
+    before = checksums(out)
+    # a registered model's name is refused (it would read as that model), with a free name to use
+    with pytest.raises(gear.errors.StoreError, match=r"'fake' is the name of GEAR's registered model.*'fake-2'"):
+        submission.add_submission(name, name="fake", out_dir=out, cache_dir=tmp_path / "cache", report=False)
+    assert checksums(out) == before
+    stored = submission.add_submission(name, name="fake-2", out_dir=out, cache_dir=tmp_path / "cache", report=False)
+    assert stored.name == "fake-2"
+    kinds = {r["name"]: (r["kind"], r["module"]) for r in submission.list_results(out)}
+    assert kinds == {"fake": ("registry", "(gear run)"), "fake-2": ("submission", "gear_clash")}
 
 
 # ----------------------------------------------------------------------------- batch dependence
@@ -414,7 +424,7 @@ def gear_main(monkeypatch):
         def add_both(subparsers):
             if original is not None:
                 original(subparsers)
-            submission_cli.add_subparsers(subparsers)
+            submission_cli.add_parsers(subparsers)
 
         monkeypatch.setattr(timbre_cli, "add_subparsers", add_both, raising=False)
     return cli.main
@@ -432,13 +442,15 @@ def test_cli_add_list_remove(tmp_path, install, capsys, gear_main):
     assert gear_main(["add-submission", name, "--name", "again", "-q", *common]) == 0
     assert gear_main(["list", "--out", out]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split() == ["name", "version", "module", "weights", "dim", "rate", "added"]
-    assert [line.split()[:3] for line in listing[1:]] == [["again", "1", "gear_cli_module"], ["gear_cli_module", "1", "gear_cli_module"]]
+    assert listing[0].split() == ["name", "kind", "version", "module", "weights", "dim", "rate", "added", "status"]
+    assert [line.split()[:4] for line in listing[1:]] == [["again", "submission", "1", "gear_cli_module"],
+                                                         ["gear_cli_module", "submission", "1", "gear_cli_module"]]
+    assert [line.split()[-1] for line in listing[1:]] == ["ok", "ok"]
     assert gear_main(["add-submission", name, "--n-alpha", "5", *common]) == 2
-    assert "use another --out" in capsys.readouterr().err
+    assert "another --out" in capsys.readouterr().err
     assert gear_main(["remove", "again", "--out", out]) == 0
     assert [r.name for r in pipeline.load_results(out)] == ["gear_cli_module"]
-    assert gear_main(["remove", "again", "--out", out]) == 2
+    assert gear_main(["remove", "again", "--out", out]) == 1
     assert "no stored result named 'again'" in capsys.readouterr().err
 
 

@@ -1,30 +1,17 @@
 """``gear add-submission``, ``gear list`` and ``gear remove``: the command-line layer of
-:mod:`gear.submission` (progress bars and printing live here, not in the library).
-
-Wire it into the ``gear`` parser with ``add_subparsers(subparsers)``.
-"""
+:mod:`gear.submission` (progress bars and printing live here, not in the library)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from gear.cli.common import DEFAULT_OUT, batch_progress, integer, scores_table
 from gear.errors import ParameterError
 
-__all__ = ["add_subparsers"]
-
-#: Default results directory (that of ``gear run``).
-DEFAULT_OUT = "gear-results"
+__all__ = ["add_parsers"]
 
 
-def _integer(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    return value
-
-
-def add_subparsers(subparsers) -> None:
+def add_parsers(subparsers) -> None:
     """Register ``add-submission``, ``list`` and ``remove`` on the ``gear`` subparsers."""
     p = subparsers.add_parser(
         "add-submission",
@@ -41,8 +28,10 @@ def add_subparsers(subparsers) -> None:
                    "looked up under --models-dir)")
     p.add_argument("--name", default=None, help="result name (default: MODULE)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results directory (default: {DEFAULT_OUT})")
-    p.add_argument("--n-jobs", type=_integer, default=1, metavar="N", help="parallel embedding jobs (joblib; -1: all cores)")
-    p.add_argument("--batch-size", type=_integer, default=None, metavar="N", help="sounds per model call (default: the run's, 250)")
+    p.add_argument("--n-jobs", type=integer, default=1, metavar="N", help="parallel embedding jobs (joblib; -1: all cores)")
+    p.add_argument("--batch-size", type=integer, default=None, metavar="N", help="sounds per model call (default: the run's, 250)")
+    p.add_argument("--max-dim", type=integer, default=None, metavar="N",
+                   help="largest scene embedding accepted (default 65536), checked before embedding everything")
     p.add_argument("--batch-tolerance", type=float, default=1e-3, metavar="TOL",
                    help="relative difference above which embeddings count as batch-dependent (default 1e-3)")
     p.add_argument("--models-dir", default=None, metavar="DIR", help="folder of model files (default: $GEAR_MODELS_DIR)")
@@ -70,8 +59,8 @@ def add_subparsers(subparsers) -> None:
     p.set_defaults(func=_cmd_list)
 
     p = subparsers.add_parser("remove", help="remove one stored result and update the report and leaderboard",
-                              description="Remove OUT/models/NAME (exact name, e.g. foo@2) and rewrite scores.csv, "
-                              "leaderboard.csv and report.html.")
+                              description="Remove OUT/models/NAME (exact name, e.g. foo@2; a corrupt entry too) and "
+                              "rewrite scores.csv, leaderboard.csv and report.html.")
     p.add_argument("name", metavar="NAME", help="stored result name (see `gear list`)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results directory (default: {DEFAULT_OUT})")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -115,20 +104,11 @@ def _config(args):
     return config
 
 
-def _progress(description: str):
-    from tqdm import tqdm
-
-    def wrap(iterable, total):
-        return tqdm(iterable, total=total, desc=description, unit="batch", leave=False)
-
-    return wrap
-
-
 def _cmd_add_submission(args) -> int:
-    from gear.cli import _scores_table
+    from gear.embedder import DEFAULT_MAX_DIM
     from gear.submission import add_submission
 
-    progress = None if args.quiet else _progress(f"embedding {args.name or args.module}")
+    progress = None if args.quiet else batch_progress(f"embedding {args.name or args.module}")
     stored = add_submission(
         args.module,
         weights=args.weights,
@@ -140,6 +120,7 @@ def _cmd_add_submission(args) -> int:
         use_cache=not args.no_cache,
         n_jobs=args.n_jobs,
         batch_tolerance=args.batch_tolerance,
+        max_dim=DEFAULT_MAX_DIM if args.max_dim is None else args.max_dim,
         progress=progress,
     )
     if args.quiet:
@@ -157,7 +138,7 @@ def _cmd_add_submission(args) -> int:
     for note in stored.result.warnings:
         print(f"warning: {note}")
     print(f"stored as {stored.name} (version {stored.version}) in {stored.folder}")
-    print(_scores_table([stored.result]))
+    print(scores_table([stored.result]))
     out = Path(args.out)
     print(f"\nreport: {out / 'report.html'}\nleaderboard: {out / 'leaderboard.csv'}")
     return 0
@@ -170,16 +151,18 @@ def _cmd_list(args) -> int:
     if not rows:
         print(f"no stored results in {args.out}")
         return 0
-    header = ("name", "version", "module", "weights", "dim", "rate", "added")
+    header = ("name", "kind", "version", "module", "weights", "dim", "rate", "added", "status")
     table = [
         (
             row["name"],
+            row["kind"],
             "-" if row["version"] is None else str(row["version"]),
             row["module"] or "-",
             (row["weights_sha256"] or "-")[:12] if row["weights_sha256"] != "none" else "default",
-            str(row["embedding_dim"]),
+            "-" if row["embedding_dim"] is None else str(row["embedding_dim"]),
             "-" if row["sample_rate"] is None else str(row["sample_rate"]),
             row["added"] or "-",
+            row["status"],
         )
         for row in rows
     ]

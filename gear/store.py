@@ -260,6 +260,10 @@ class StagedEntry:
             raise ParameterError(f"entry file name {filename!r} is not allowed")
         return atomic_write_bytes(self.folder / filename, data)
 
+    def write_json(self, filename: str, payload) -> Path:
+        """Write one JSON file of the entry (NumPy scalars and paths converted; NaN as null)."""
+        return self.write_file(filename, _json_bytes(payload))
+
     def write_result(self, result: ModelResult, embedding: Optional[np.ndarray] = None, *,
                      key: Optional[str] = None, flags: Sequence[str] = ()) -> None:
         """``result.npz``, ``result.json`` and (when given) ``embedding.npy``."""
@@ -282,7 +286,7 @@ class StagedEntry:
             "embedding_dim": result.embedding_dim,
             "analysis_key": key,
         }
-        self.write_file(RESULT_JSON, _json_bytes(meta))
+        self.write_json(RESULT_JSON, meta)
 
     def _write_manifest(self) -> None:
         files = sorted(p.name for p in self.folder.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -753,6 +757,16 @@ class ResultsStore:
                 (self.bookkeeping / "stale").unlink(missing_ok=True)
             self._clean_leftovers()
         return True
+
+    def recover_if_writable(self) -> bool:
+        """:meth:`recover` when the directory exists and can be written (read-only commands call this)."""
+        if not self.out_dir.is_dir():
+            return False
+        try:
+            self.check_usable(writable=True)
+        except StoreError:
+            return False
+        return self.recover()
 
     # ------------------------------------------------------------------ outputs
     def refresh_outputs(self) -> List[ModelResult]:

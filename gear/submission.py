@@ -234,18 +234,6 @@ def _tones_csv(tone_set, padding: Padding) -> bytes:
     return text.getvalue().encode()
 
 
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(type(value))
-
-
 # ----------------------------------------------------------------------------- add
 def add_submission(
     module_name: str,
@@ -332,6 +320,7 @@ def add_submission(
     weights_path = _resolve_weights(weights, models_dir)
 
     module, model = load_submission(module_name, weights_path)
+    check_size(model, max_dim=max_dim, module_name=module_name)  # before any call on audio
     identity = {"module": module_name, "weights_sha256": weights_sha256(weights_path),
                 "tone_set_sha256": tone_set.config_hash(), **_code_identity(module)}
     stored_name, version, existing = _plan_name(store, base, identity)
@@ -341,7 +330,6 @@ def add_submission(
                                 store.info(existing).submission)
 
     validation = validate_submission(module, model, module_name=module_name)
-    check_size(model, max_dim=max_dim, module_name=module_name)
     padding = find_effective_duration(module, model, tone_set, module_name=module_name)
     check_determinism(module, model, tone_set, padding, module_name=module_name)
     dependence = check_batch_dependence(module, model, tone_set, padding, module_name=module_name,
@@ -392,7 +380,7 @@ def add_submission(
     staged = store.stage(stored_name, {"kind": SUBMISSION, "module": module_name,
                                        "weights_sha256": identity["weights_sha256"]})
     staged.write_result(result, run.embedding, flags=flags)
-    staged.write_file(SUBMISSION_FILE, json.dumps(info, indent=2, default=_json_default).encode())
+    staged.write_json(SUBMISSION_FILE, info)
     staged.write_file(TONES_FILE, _tones_csv(tone_set, padding))
     store.commit(put=[staged], settings=dataclasses.asdict(config), tone_set_config=tone_set.config())
     return StoredSubmission(stored_name, version, store.models_dir / stored_name, True, result, info, run.n_embedded)
@@ -411,6 +399,7 @@ def list_results(out_dir: os.PathLike = "gear-results") -> List[dict]:
         entries).
     """
     store = pipeline.open_store(out_dir, writable=False)
+    store.recover_if_writable()
     rows = []
     for name in store.names():
         status = "ok"

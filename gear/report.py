@@ -57,7 +57,7 @@ import math
 import os
 import pathlib
 import re
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -168,31 +168,61 @@ def _check_parameters(parameters) -> Dict[str, np.ndarray]:
     return columns
 
 
-def _check_audio(audio, n_sounds: int) -> Optional[np.ndarray]:
+class _Tones:
+    """The audio of the tone set: a checked array, or a callable that renders the rows it is
+    asked for (each answer checked) so that a large set is never rendered whole."""
+
+    def __init__(self, render: Callable[[np.ndarray], np.ndarray], n_samples: int, array=None):
+        self._render = render
+        self.n_samples = n_samples
+        self._array = array
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """The tones ``indices`` (positions in the tone set), float, shape (len(indices), n_samples)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size == 0:
+            return np.zeros((0, self.n_samples), dtype=np.float32)
+        if self._array is not None:
+            whole = indices.size == self._array.shape[0] and np.array_equal(indices, np.arange(indices.size))
+            return self._array if whole else self._array[indices]
+        return _check_audio_array(self._render(indices), indices.size, "audio(rows)", self.n_samples)
+
+
+def _check_audio(audio, n_sounds: int) -> Optional[_Tones]:
     if audio is None:
         return None
+    if callable(audio) and not isinstance(audio, np.ndarray):
+        probe = _check_audio_array(audio(np.arange(1)), 1, "audio(rows)")
+        return _Tones(audio, probe.shape[1])
+    array = _check_audio_array(audio, n_sounds, "audio")
+    return _Tones(None, array.shape[1], array)
+
+
+def _check_audio_array(audio, n_rows: int, what: str, n_samples: Optional[int] = None) -> np.ndarray:
+    """``audio`` as a 2-D floating-point array of ``n_rows`` tones in [-1, 1]."""
     array = np.asarray(audio)
     if array.ndim != 2:
         raise ParameterError(
-            f"audio must be 2-D (n_sounds, n_samples), got shape {array.shape}; stack the tones row by row"
+            f"{what} must be 2-D (n_sounds, n_samples), got shape {array.shape}; stack the tones row by row"
         )
     if not np.issubdtype(array.dtype, np.floating):
         raise ParameterError(
-            f"audio must be floating point in [-1, 1], got dtype {array.dtype}; "
+            f"{what} must be floating point in [-1, 1], got dtype {array.dtype}; "
             "convert int16 PCM with audio / 32768"
         )
-    if array.shape[0] != n_sounds:
+    if array.shape[0] != n_rows:
         raise ParameterError(
-            f"audio has {array.shape[0]} rows but there are {n_sounds} sounds; pass one row per sound"
+            f"{what} has {array.shape[0]} rows but there are {n_rows} sounds; pass one row per sound"
         )
-    if array.shape[1] < 1:
-        raise ParameterError("audio has 0 samples per sound; pass the rendered tones")
+    if array.shape[1] < 1 or (n_samples is not None and array.shape[1] != n_samples):
+        raise ParameterError(f"{what} has {array.shape[1]} samples per sound; pass the rendered tones, all of "
+                             "one length")
     if not np.all(np.isfinite(array)):
-        raise ParameterError("audio contains NaN or inf; check the synthesiser output")
+        raise ParameterError(f"{what} contains NaN or inf; check the synthesiser output")
     peak = float(np.max(np.abs(array)))
     if peak > 1.0 + 1e-6:
         raise ParameterError(
-            f"audio must lie in [-1, 1], got a peak of {peak:.4g}; normalise it (e.g. audio / {peak:.4g})"
+            f"{what} must lie in [-1, 1], got a peak of {peak:.4g}; normalise it (e.g. audio / {peak:.4g})"
         )
     return array
 
@@ -436,14 +466,14 @@ class _AudioPlan:
     checked: int = 0
 
 
-def _plan_audio(audio, page: Dict[str, np.ndarray], rows: np.ndarray, rate: float, *, mode: str,
-                max_audio_mb: float, seed: int) -> _AudioPlan:
+def _plan_audio(audio: Optional[_Tones], page: Dict[str, np.ndarray], rows: np.ndarray, rate: float, *,
+                mode: str, max_audio_mb: float, seed: int) -> _AudioPlan:
     """PCM of every page row when it fits in ``max_audio_mb`` (or ``mode == "pcm"``); else
     eq. 1 synthesis in the browser when the audio is eq. 1 tones; else PCM of the first rows
     that fit."""
     if audio is None:
         return _AudioPlan()
-    row_mb = 8 * audio.shape[1] / 3 / 1e6  # base64 of 2 bytes per sample
+    row_mb = 8 * audio.n_samples / 3 / 1e6  # base64 of 2 bytes per sample
     fit = min(rows.size, int(max_audio_mb // row_mb))
     sizes = dict(n_page_rows=int(rows.size), pcm_mb=rows.size * row_mb, budget_mb=float(max_audio_mb))
     if mode == "pcm" or (mode == "auto" and fit == rows.size):
@@ -451,7 +481,7 @@ def _plan_audio(audio, page: Dict[str, np.ndarray], rows: np.ndarray, rate: floa
     checked = np.arange(rows.size)
     if rows.size > _EQ1_CHECKED:
         checked = np.sort(np.random.default_rng(seed + 1).choice(rows.size, _EQ1_CHECKED, replace=False))
-    spec = _eq1_spec(audio[rows[checked]], {k: page[k][checked] for k in _COLOUR_KEYS}, rate)
+    spec = _eq1_spec(audio.rows(rows[checked]), {k: page[k][checked] for k in _COLOUR_KEYS}, rate)
     if spec is not None:
         return _AudioPlan(mode="synthesis", spec=spec, n_rows=int(rows.size), peak=spec["peak"],
                           checked=int(checked.size), **sizes)
@@ -463,12 +493,12 @@ def _plan_audio(audio, page: Dict[str, np.ndarray], rows: np.ndarray, rate: floa
     return _pcm_plan(audio, rows, fit, sizes)
 
 
-def _pcm_plan(audio: np.ndarray, rows: np.ndarray, n_rows: int, sizes: dict) -> _AudioPlan:
+def _pcm_plan(audio: _Tones, rows: np.ndarray, n_rows: int, sizes: dict) -> _AudioPlan:
     spec = {"encoding": "pcm_s16le", "element": "gear-audio", "scale": _PCM_SCALE}
     if n_rows < rows.size:
         spec["n_rows"] = int(n_rows)
-    chosen = audio if n_rows == audio.shape[0] and np.array_equal(rows, np.arange(n_rows)) else audio[rows[:n_rows]]
-    return _AudioPlan(mode="pcm", spec=spec, base64=_encode_audio(chosen), n_rows=int(n_rows), **sizes)
+    return _AudioPlan(mode="pcm", spec=spec, base64=_encode_audio(audio.rows(rows[:n_rows])), n_rows=int(n_rows),
+                      **sizes)
 
 
 def _eq1_spec(audio_rows: np.ndarray, params: Dict[str, np.ndarray], rate: float) -> Optional[dict]:
@@ -713,10 +743,10 @@ def _model_context(index: int, result: ModelResult, sections: Sequence[Tuple[str
     }
 
 
-def _facts(columns: Dict[str, np.ndarray], n_models: int, audio: Optional[np.ndarray], rate: float) -> dict:
+def _facts(columns: Dict[str, np.ndarray], n_models: int, audio: Optional[_Tones], rate: float) -> dict:
     duration = ""
     if audio is not None:
-        n_samples = audio.shape[1]
+        n_samples = audio.n_samples
         duration = f"{n_samples / rate * 1000:.4g} ms at {rate / 1000:.4g} kHz ({_fmt_int(n_samples)} samples)"
     return {
         "n_tones": _fmt_int(columns["index"].shape[0]),
@@ -772,7 +802,7 @@ def write_report(
     results: Sequence[ModelResult],
     *,
     parameters: Mapping[str, np.ndarray],
-    audio: Optional[np.ndarray],
+    audio,
     sample_rate: float,
     title: str = "GEAR report",
     notes: Sequence[str] = (),
@@ -797,11 +827,15 @@ def write_report(
     parameters : dict of str -> np.ndarray, shape (n_sounds,)
         The tone parameters: ``index`` (int), ``f1_hz`` (Hz), ``alpha``, ``r``; optional
         ``f1_bins`` (shown on hover). Other keys (e.g. from ``ToneSet.table``) are ignored.
-    audio : np.ndarray, shape (n_sounds, n_samples), float, in [-1, 1]; or None
+    audio : np.ndarray, shape (n_sounds, n_samples), float, in [-1, 1]; callable; or None
         The tones at ``sample_rate``; row i is played when point i is clicked. Stored once as
         16-bit PCM (2 bytes per sample, +33 % for base64: 2 500 x 1 024 samples -> 6.8 MB)
-        when that fits in ``max_audio_mb``; see ``audio_mode`` for larger sets. ``None``
-        leaves the audio out (a smaller page that cannot play sounds).
+        when that fits in ``max_audio_mb``; see ``audio_mode`` for larger sets. A callable
+        ``audio(rows)`` returns the tones ``rows`` (int array of positions in the tone set),
+        shape (len(rows), n_samples): the report then renders only the tones it embeds or
+        checks (at most ``max_points`` + 65), e.g.
+        ``lambda rows: tone_set.render(sample_rate, indices=rows)``. ``None`` leaves the
+        audio out (a smaller page that cannot play sounds).
     sample_rate : float
         Sample rate of ``audio`` in Hz (3 000 to 768 000, the Web Audio API's range).
     title : str
@@ -921,7 +955,7 @@ def _render(results, columns, audio, rate, *, title, notes, extra, per_model, sc
     models = [_model_context(i, result, per_model.get(result.name, [])) for i, result in enumerate(results)]
     payload = _payload(
         page_results, columns, page_columns, ids=[model["id"] for model in models], plan=plan, sample=sample,
-        n_samples=int(audio.shape[1]) if audio is not None else None, rate=rate, scatter_height=scatter_height,
+        n_samples=audio.n_samples if audio is not None else None, rate=rate, scatter_height=scatter_height,
     )
     plotly_js = plotly.offline.get_plotlyjs().replace("</script", "<\\/script")
     return gear_html.render(

@@ -556,3 +556,39 @@ def test_leaderboard_section_escapes_and_formats():
         leaderboard_section(rows, columns, ranked_by="")
     with pytest.raises(ParameterError, match="rows"):
         leaderboard_section({"model": "x"}, columns, ranked_by="score")
+
+
+def test_audio_rendered_on_demand_gives_the_same_page(tmp_path, large_report):
+    """A callable audio(rows) is asked only for the tones the page embeds or checks."""
+    path, results, parameters, audio = large_report
+    asked = []
+
+    def render(rows):
+        asked.append(np.asarray(rows).copy())
+        return audio[rows]
+
+    again = write_report(tmp_path / "r.html", results, parameters=parameters, audio=render, sample_rate=16000)
+    first, second = _payload(_parse(path)), _payload(_parse(again))
+    assert first == second
+    assert sum(rows.size for rows in asked) <= 20_000 + 65  # the probe of one tone and the 64 checked
+    # PCM of a cut budget: only the embedded rows are rendered, and they are the array's
+    asked.clear()
+    cut = write_report(tmp_path / "p.html", results, parameters=parameters, audio=render, sample_rate=16000,
+                       audio_mode="pcm", max_audio_mb=2.0)
+    page = _parse(cut)
+    payload = _payload(page)
+    rows = _decode(payload["subsample"]["rows"])[: payload["audio"]["n_rows"]]
+    pcm = np.frombuffer(base64.b64decode(_script(page, "gear-audio")), dtype="<i2").reshape(rows.size, 1024)
+    np.testing.assert_allclose(pcm / 32767, audio[rows], atol=0.5 / 32767 + 1e-7)
+    assert sum(r.size for r in asked) == 1 + rows.size
+
+
+@pytest.mark.parametrize("render, match", [
+    (lambda rows: np.zeros((len(rows), 8), dtype=np.int16), "floating point"),
+    (lambda rows: np.zeros((len(rows) + 1, 8)), "has 2 rows"),
+    (lambda rows: np.full((len(rows), 8), 3.0), "peak of 3"),
+])
+def test_bad_audio_callable_raises(tmp_path, render, match):
+    results, parameters, _ = _data()
+    with pytest.raises(ParameterError, match=match):
+        write_report(tmp_path / "r.html", results, parameters=parameters, audio=render, sample_rate=16000)

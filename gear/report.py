@@ -7,8 +7,9 @@ GEAR paper's Figure 4); and the table of scores (median |log-ratio|, IQR, bootst
 n, chance level) with each model's warnings.
 
 Everything the page needs is inside the file: plotly.js once, the figures' data as base64
-typed arrays, and the audio of all sounds once as 16-bit PCM (little-endian, base64), decoded
-in the browser and played with the Web Audio API. It makes no network request.
+typed arrays, and the audio of all sounds once as 16-bit PCM (little-endian, base64; for large
+sets, see below), decoded in the browser and played with the Web Audio API. It makes no
+network request.
 
 The page is rendered by Jinja2 templates (``gear/templates/report.html`` and its
 ``_report_*.html`` partials, autoescaped) through :mod:`gear.html`; the browser code is
@@ -41,8 +42,9 @@ Embedded data (stable, for scripts that read a report back)
 Only when the page draws a subsample, ``"subsample": {"rows": {"dtype": "i4", "bdata"},
 "n_plotted", "max_points", "seed", "strata": [parameter names]}`` is present: the rows of the
 parameters, of every trace and of the audio are then the tones ``rows`` (positions in the
-tone set), in that order; ``n_sounds`` stays the size of the whole set. ``audio`` may then
-carry ``"n_rows": k`` (PCM for the first k rows only), or be
+tone set), in that order; ``n_sounds`` stays the size of the whole set. When the PCM of the
+page's rows would exceed ``max_audio_mb``, ``audio`` carries ``"n_rows": k`` (PCM of the
+first k rows only), or is
 ``{"encoding": "eq1", "n_partials", "peak", "window": "hann-periodic"}``: no ``gear-audio``
 element; tone k is ``y(t) = sum_p (1 + (-1)^p r) / p^alpha cos(2 pi p f1 t)`` over the
 partials below Nyquist, times a periodic Hann window of ``n_samples``, scaled to ``peak``.

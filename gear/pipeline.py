@@ -207,7 +207,7 @@ def write_run_report(
         Path(out_dir) / "report.html",
         list(results),
         parameters=parameters,
-        audio=tone_set.render(REPORT_SAMPLE_RATE),
+        audio=lambda rows: tone_set.render(REPORT_SAMPLE_RATE, indices=rows),
         sample_rate=REPORT_SAMPLE_RATE,
         title="GEAR report",
         notes=notes,
@@ -220,16 +220,18 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
 
     The report writer of :func:`open_store` (the store calls it whenever the entries change).
     """
-    from gear import html
+    from gear.report import leaderboard_section
     from gear.scoring import disentanglement_sections
     from gear.store import leaderboard_columns, leaderboard_rows
 
     config = config_from_settings(store.read_settings())
     rows = leaderboard_rows(results, {name: store.info(name) for name in store.names()})
-    columns = leaderboard_columns(rows)
-    labels = {c: c.replace("median_abs_log_ratio_", "median |log-ratio| ") for c in columns}
-    leaderboard = html.render("leaderboard.html", table=html.Markup(html.table(columns, rows, labels=labels,
-                                                                              css_class="gear-leaderboard", digits=6)))
+    leaderboard = leaderboard_section(rows, leaderboard_columns(rows), ranked_by=(
+        "score: the mean over the parameters of median |log-ratio| divided by its chance level (0 = neighbours share "
+        "the parameters, 1 = random neighbours); lower is better. 'kind' says where an entry came from (registry: "
+        "gear run; submission: gear add-submission); 'flags' what the checks before storing found "
+        "(constant-embedding: every tone gets the same embedding; batch-dependent: an embedding depends on the "
+        "other sounds of the call)"))
     per_model, extra = disentanglement_sections(store.out_dir)
     names = {r.name for r in results}
     return write_run_report(

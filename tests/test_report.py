@@ -16,7 +16,7 @@ import plotly.offline
 import pytest
 
 from gear import ParameterError
-from gear.report import figure_fragment, write_report
+from gear.report import figure_fragment, leaderboard_section, stratified_subsample, write_report
 from gear.results import ModelResult
 
 PARAMS = ("f1_hz", "alpha", "r")
@@ -362,3 +362,233 @@ def test_model_without_scores_or_log_ratios_still_listed(tmp_path):
     assert "model-1" in summary and "no scores" in summary
     boxes = _payload(_parse(path))["distributions"]["data"]
     assert [box["name"] for box in boxes] == ["model-0"] * len(PARAMS)
+
+
+# ----------------------------------------------------------------------------- large n
+def _eq1_tones(f1_hz, alpha, r, sample_rate, n_samples, peak=0.5):
+    """Eq. 1 computed here directly (one cosine per partial), independently of synth/ and gear/."""
+    t = np.arange(n_samples) / sample_rate
+    p = np.arange(1, 33)[:, None]
+    out = np.zeros((len(f1_hz), n_samples))
+    for i, (f1, a, rr) in enumerate(zip(f1_hz, alpha, r)):
+        amp = (1 + (-1.0) ** p * rr) / p ** a
+        amp[p * f1 >= sample_rate / 2] = 0
+        out[i] = np.sum(amp * np.cos(2 * np.pi * p * f1 * t), axis=0)
+    out *= 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_samples) / n_samples)
+    return out * (peak / np.abs(out).max(axis=1, keepdims=True))
+
+
+def _large_design(n, seed=0):
+    """n tones on 13 pitches (DFT bins) with continuous alpha and r."""
+    rng = np.random.default_rng(seed)
+    f1_bins = rng.integers(12, 25, n).astype(float)
+    return {
+        "index": np.arange(n),
+        "f1_hz": f1_bins * 16000 / 1024,
+        "alpha": rng.uniform(0, 2, n),
+        "r": rng.uniform(0, 1, n),
+        "f1_bins": f1_bins,
+    }
+
+
+def _large_results(parameters, n_models=2, seed=0):
+    rng = np.random.default_rng(seed)
+    n = len(parameters["index"])
+    results = []
+    for k in range(n_models):
+        log_ratios = {key: rng.normal(size=n) for key in PARAMS}
+        scores = [dict(parameter=key, median_abs_log_ratio=0.2 + k, iqr=0.1, ci_low=0.1, ci_high=0.3, n=n, chance=0.7)
+                  for key in PARAMS]
+        results.append(ModelResult(name=f"big-{k}", description="", isomap=rng.normal(size=(n, 3)),
+                                   log_ratios=log_ratios, scores=scores))
+    return results
+
+
+def _strata(parameters):
+    """Joint strata as the report documents them: a factor's value when it takes at most 16
+    values, else its quintile."""
+    codes = []
+    for key in PARAMS:
+        values = parameters[key]
+        distinct = np.unique(values)
+        if distinct.size <= 16:
+            codes.append(np.searchsorted(distinct, values))
+        else:
+            codes.append(np.searchsorted(np.quantile(values, [0.2, 0.4, 0.6, 0.8]), values, side="right"))
+    return np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)[1].ravel()
+
+
+@pytest.fixture(scope="module")
+def large_report(tmp_path_factory):
+    from synth import harmonic_tones
+
+    parameters = _large_design(30_000)
+    audio = harmonic_tones(parameters["f1_hz"], parameters["alpha"], parameters["r"], sample_rate=16000,
+                           n_samples=1024)
+    results = _large_results(parameters)
+    path = write_report(tmp_path_factory.mktemp("large") / "report.html", results, parameters=parameters,
+                        audio=audio, sample_rate=16000)
+    return path, results, parameters, audio
+
+
+def test_large_report_draws_a_stated_stratified_subsample(large_report):
+    path, results, parameters, _ = large_report
+    assert path.stat().st_size <= 50_000_000, path.stat().st_size
+    page = _parse(path)
+    payload = _payload(page)
+    assert payload["n_sounds"] == 30_000
+    sample = payload["subsample"]
+    rows = _decode(sample["rows"])
+    assert sample["n_plotted"] == rows.size == 20_000 and sample["max_points"] == 20_000
+    assert np.unique(rows).size == rows.size and rows.min() >= 0 and rows.max() < 30_000
+    # every trace draws the subsample's rows, and the parameters are theirs
+    for model, result in zip(payload["models"], results):
+        trace = model["figure"]["data"][0]
+        coordinates = np.stack([_decode(trace[axis]) for axis in "xyz"], axis=1)
+        np.testing.assert_allclose(coordinates, result.isomap[rows], rtol=1e-6, atol=1e-6)
+    for key, spec in payload["parameters"].items():
+        np.testing.assert_array_equal(_decode(spec), parameters[key][rows])
+    for box in payload["distributions"]["data"]:
+        assert _decode(box["y"]).size <= 20_000
+    # stratified: each joint stratum keeps the floor or the ceiling of its share (a simple
+    # random draw of 20 000 misses this by ~ its standard deviation in most strata)
+    strata = _strata(parameters)
+    full, kept = np.bincount(strata), np.bincount(strata[rows], minlength=strata.max() + 1)
+    share = full * 20_000 / 30_000
+    assert np.all((kept == np.floor(share)) | (kept == np.ceil(share)))
+    # the page says so; the score table still shows the scores of every tone
+    text = path.read_text(encoding="utf-8")
+    note = text.split("id='gear-sample-note'>")[1].split("</p>")[0]
+    assert "stratified subsample" in note and "20\u2009000" in note and "30\u2009000" in note
+    assert "use every tone" in note
+    assert "30\u2009000</td>" in text.split("<table class='scores'>")[1].split("</table>")[0]
+
+
+def test_large_report_synthesises_audio_from_eq1(large_report):
+    path, _, parameters, audio = large_report
+    page = _parse(path)
+    payload = _payload(page)
+    spec = payload["audio"]
+    assert spec == {"encoding": "eq1", "n_partials": 32, "peak": 0.5, "window": "hann-periodic"}
+    assert not [attrs for attrs, _ in page.scripts if attrs.get("id") == "gear-audio"]
+    assert "id='gear-audio-note'" in path.read_text(encoding="utf-8")
+    # the recipe, applied here to the page's own parameters, gives the tones that were passed
+    rows = _decode(payload["subsample"]["rows"])
+    page_parameters = {key: _decode(payload["parameters"][key]) for key in PARAMS}
+    for k in (0, 1, 9_999, 19_999):
+        tone = _eq1_tones(*(page_parameters[key][k : k + 1] for key in PARAMS), payload["sample_rate"],
+                          payload["n_samples"], spec["peak"])
+        np.testing.assert_allclose(tone[0], audio[rows[k]], atol=2e-6)
+
+
+def test_large_report_without_eq1_audio_embeds_pcm_within_budget(tmp_path):
+    parameters = _large_design(30_000, seed=1)
+    rng = np.random.default_rng(1)
+    audio = rng.uniform(-1, 1, (30_000, 64)).astype(np.float32)  # not eq. 1 tones
+    path = write_report(tmp_path / "r.html", _large_results(parameters, n_models=1), parameters=parameters,
+                        audio=audio, sample_rate=16000, max_audio_mb=1.0)
+    page = _parse(path)
+    payload = _payload(page)
+    spec, rows = payload["audio"], _decode(payload["subsample"]["rows"])
+    fit = int(1e6 // (64 * 2 * 4 / 3))
+    assert spec["encoding"] == "pcm_s16le" and spec["n_rows"] == fit < rows.size
+    pcm = np.frombuffer(base64.b64decode(_script(page, "gear-audio")), dtype="<i2").reshape(-1, 64)
+    assert len(_script(page, "gear-audio")) <= 1_000_000
+    np.testing.assert_allclose(pcm / 32767, audio[rows[:fit]], atol=0.5 / 32767 + 1e-7)
+    note = path.read_text(encoding="utf-8").split("id='gear-audio-note'>")[1].split("</p>")[0]
+    assert "play no sound" in note
+    with pytest.raises(ParameterError, match="not eq. 1 tones"):
+        write_report(tmp_path / "s.html", _large_results(parameters, n_models=1), parameters=parameters,
+                     audio=audio, sample_rate=16000, audio_mode="synthesis")
+
+
+def test_small_report_has_no_subsample(written):
+    path = written[0]
+    payload = _payload(_parse(path))
+    assert "subsample" not in payload and "n_rows" not in payload["audio"]
+    assert "gear-sample-note" not in path.read_text(encoding="utf-8")
+
+
+def test_stratified_subsample_keeps_rare_strata_and_is_seeded():
+    parameters = _large_design(5_000, seed=2)
+    # a rare stratum (0.5 % of the tones): a pitch of their own, one alpha, one r
+    parameters["f1_hz"][:25], parameters["alpha"][:25], parameters["r"][:25] = 1000.0, 1.0, 0.5
+    rows = stratified_subsample(parameters, 1_000, seed=3)
+    assert rows.size == 1_000 and np.unique(rows).size == 1_000
+    assert np.sum(rows < 25) == 5  # exactly its share
+    np.testing.assert_array_equal(rows, stratified_subsample(parameters, 1_000, seed=3))
+    assert not np.array_equal(np.sort(rows), np.sort(stratified_subsample(parameters, 1_000, seed=4)))
+    np.testing.assert_array_equal(stratified_subsample(parameters, 5_000), np.arange(5_000))
+
+
+@pytest.mark.parametrize("option, match", [
+    (dict(max_points=0), "max_points"),
+    (dict(audio_mode="mp3"), "audio_mode"),
+    (dict(max_audio_mb=-1), "max_audio_mb"),
+    (dict(subsample_seed=-2), "subsample_seed"),
+])
+def test_bad_large_n_options_raise(tmp_path, option, match):
+    results, parameters, audio = _data()
+    with pytest.raises(ParameterError, match=match):
+        write_report(tmp_path / "r.html", results, parameters=parameters, audio=audio, sample_rate=16000, **option)
+
+
+# ----------------------------------------------------------------------------- leaderboard
+def test_leaderboard_section_escapes_and_formats():
+    rows = [
+        {"rank": 1, "model": "<b>evil</b> & co", "score": 0.123456, "median_abs_log_ratio_alpha": float("nan")},
+        {"rank": "", "model": "plain", "score": float("nan")},
+    ]
+    columns = ["rank", "model", "score", "median_abs_log_ratio_alpha"]
+    fragment = leaderboard_section(rows, columns, ranked_by="score <lower is better>")
+    page = _Page()
+    page.feed(fragment)
+    assert "&lt;b&gt;evil&lt;/b&gt; &amp; co" in fragment and "<b>evil</b>" not in fragment
+    assert "Ranked by score &lt;lower is better&gt;" in fragment
+    assert [attrs.get("class") for tag, attrs in page.tags if tag == "table"] == ["gear-leaderboard"]
+    body = fragment.split("<tbody>")[1]
+    assert body.count("<tr>") == 2
+    cells = re.findall(r"<td>(.*?)</td>", body)
+    assert cells == ["1", "&lt;b&gt;evil&lt;/b&gt; &amp; co", "0.123", "–", "–", "plain", "–", "–"]
+    header = re.findall(r"<th>(.*?)</th>", fragment)
+    assert header == ["rank", "model", "score", "median |log-ratio| α"]
+    with pytest.raises(ParameterError, match="ranked_by"):
+        leaderboard_section(rows, columns, ranked_by="")
+    with pytest.raises(ParameterError, match="rows"):
+        leaderboard_section({"model": "x"}, columns, ranked_by="score")
+
+
+def test_audio_rendered_on_demand_gives_the_same_page(tmp_path, large_report):
+    """A callable audio(rows) is asked only for the tones the page embeds or checks."""
+    path, results, parameters, audio = large_report
+    asked = []
+
+    def render(rows):
+        asked.append(np.asarray(rows).copy())
+        return audio[rows]
+
+    again = write_report(tmp_path / "r.html", results, parameters=parameters, audio=render, sample_rate=16000)
+    first, second = _payload(_parse(path)), _payload(_parse(again))
+    assert first == second
+    assert sum(rows.size for rows in asked) <= 20_000 + 65  # the probe of one tone and the 64 checked
+    # PCM of a cut budget: only the embedded rows are rendered, and they are the array's
+    asked.clear()
+    cut = write_report(tmp_path / "p.html", results, parameters=parameters, audio=render, sample_rate=16000,
+                       audio_mode="pcm", max_audio_mb=2.0)
+    page = _parse(cut)
+    payload = _payload(page)
+    rows = _decode(payload["subsample"]["rows"])[: payload["audio"]["n_rows"]]
+    pcm = np.frombuffer(base64.b64decode(_script(page, "gear-audio")), dtype="<i2").reshape(rows.size, 1024)
+    np.testing.assert_allclose(pcm / 32767, audio[rows], atol=0.5 / 32767 + 1e-7)
+    assert sum(r.size for r in asked) == 1 + rows.size
+
+
+@pytest.mark.parametrize("render, match", [
+    (lambda rows: np.zeros((len(rows), 8), dtype=np.int16), "floating point"),
+    (lambda rows: np.zeros((len(rows) + 1, 8)), "has 2 rows"),
+    (lambda rows: np.full((len(rows), 8), 3.0), "peak of 3"),
+])
+def test_bad_audio_callable_raises(tmp_path, render, match):
+    results, parameters, _ = _data()
+    with pytest.raises(ParameterError, match=match):
+        write_report(tmp_path / "r.html", results, parameters=parameters, audio=render, sample_rate=16000)

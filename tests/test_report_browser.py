@@ -17,6 +17,7 @@ import pytest
 
 from gear.report import figure_fragment, write_report
 from gear.results import ModelResult
+from test_report import _eq1_tones, _large_design, _large_results
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -61,17 +62,8 @@ def _chromium() -> str:
 
 
 def _tones(f1_hz, alpha, r):
-    """Hann-windowed harmonic tones, computed here independently of the synth package."""
-    t = np.arange(N_SAMPLES) / SAMPLE_RATE
-    p = np.arange(1, 33)[:, None]
-    out = np.zeros((len(f1_hz), N_SAMPLES))
-    for i, (f1, a, rr) in enumerate(zip(f1_hz, alpha, r)):
-        amp = (1 + (-1.0) ** p * rr) / p ** a
-        amp[p * f1 >= SAMPLE_RATE / 2] = 0
-        out[i] = np.sum(amp * np.cos(2 * np.pi * p * f1 * t), axis=0)
-    out *= 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_SAMPLES) / N_SAMPLES)
-    out *= 0.5 / np.abs(out).max(axis=1, keepdims=True)
-    return out.astype(np.float32)
+    """Hann-windowed harmonic tones, computed independently of the synth package."""
+    return _eq1_tones(f1_hz, alpha, r, SAMPLE_RATE, N_SAMPLES).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -114,30 +106,44 @@ def report(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def loaded(report):
+def browser():
+    """One headless chromium for the module's pages."""
     executable = _chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - the test extra installs it
         pytest.fail("the browser test needs playwright: pip install 'playwright>=1.40' (never `playwright install`)")
-    log = {"console_errors": [], "page_errors": [], "external_requests": []}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        context.add_init_script(HOOK_AUDIO)
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
-        def block(route):
-            log["external_requests"].append(route.request.url)
-            route.abort()
 
-        context.route(lambda url: not url.startswith(("file:", "data:", "blob:")), block)
-        page = context.new_page()
-        page.on("console", lambda m: log["console_errors"].append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: log["page_errors"].append(str(error)))
-        page.goto(report["path"].as_uri())
-        page.wait_for_function("window.gearReport && window.gearReport.ready === true", timeout=120_000)
-        yield page, log
-        browser.close()
+def _browse(browser, path):
+    """Open ``path`` in a fresh context (network blocked, AudioBufferSourceNode.start
+    recorded); returns (page, log) once the report says it is ready."""
+    log = {"console_errors": [], "page_errors": [], "external_requests": []}
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.add_init_script(HOOK_AUDIO)
+
+    def block(route):
+        log["external_requests"].append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith(("file:", "data:", "blob:")), block)
+    page = context.new_page()
+    page.on("console", lambda m: log["console_errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: log["page_errors"].append(str(error)))
+    page.goto(path.as_uri())
+    page.wait_for_function("window.gearReport && window.gearReport.ready === true", timeout=120_000)
+    return page, log
+
+
+@pytest.fixture(scope="module")
+def loaded(browser, report):
+    page, log = _browse(browser, report["path"])
+    yield page, log
+    page.context.close()
 
 
 def test_page_loads_offline_without_errors(loaded):
@@ -222,9 +228,10 @@ def _find_point(page, div_selector: str):
     raise AssertionError(f"no point of {div_selector} found under the mouse")
 
 
-def test_mouse_click_on_a_point_plays_its_sound(loaded, report):
-    page, log = loaded
-    selector = "#" + page.evaluate("window.gearReport.data.models[0].id") + "-scatter"
+def _click_a_point(page, model_index=0):
+    """Click a rendered point of a model's scatter with the real mouse; returns the page row
+    plotly reported under the cursor, the play record and the recorded audio start."""
+    selector = "#" + page.evaluate(f"window.gearReport.data.models[{model_index}].id") + "-scatter"
     x, y, row = _find_point(page, selector)
     before = page.evaluate("window.__gearStarts.length")
     # plotly's gl3d emits plotly_click when the button is down over a point on a frame
@@ -237,12 +244,76 @@ def test_mouse_click_on_a_point_plays_its_sound(loaded, report):
     starts = page.evaluate("window.__gearStarts")
     assert len(starts) > before, "the click on a point started no AudioBufferSourceNode"
     played = page.evaluate("window.gearReport.plays[window.gearReport.plays.length - 1]")
+    return row, played, starts[-1]
+
+
+def test_mouse_click_on_a_point_plays_its_sound(loaded, report):
+    page, log = loaded
+    row, played, start = _click_a_point(page)
     assert played["model"] == report["results"][0].name
     assert played["row"] == row
     assert played["index"] == report["parameters"]["index"][row]
     assert page.evaluate("document.body.dataset.lastPlayed") == str(row)
-    start = starts[-1]
     assert start["length"] == N_SAMPLES and start["sampleRate"] == SAMPLE_RATE
     np.testing.assert_allclose(start["samples"], report["audio"][row], atol=0.51 / 32767 + 1e-7)
     assert f"sound #{report['parameters']['index'][row]}" in page.locator("#gear-now").inner_text()
+    assert log["console_errors"] == [] and log["page_errors"] == []
+
+
+# ----------------------------------------------------------------------------- large n
+N_LARGE = 30_000
+
+
+@pytest.fixture(scope="module")
+def large(browser, tmp_path_factory):
+    """30 000 tones (random Isomap coordinates, no model run): the page draws 20 000 and
+    synthesises the audio in the browser."""
+    from synth import harmonic_tones
+
+    parameters = _large_design(N_LARGE, seed=5)
+    audio = harmonic_tones(parameters["f1_hz"], parameters["alpha"], parameters["r"], sample_rate=SAMPLE_RATE,
+                           n_samples=N_SAMPLES)
+    results = _large_results(parameters, n_models=1, seed=5)
+    path = write_report(tmp_path_factory.mktemp("large") / "report.html", results, parameters=parameters,
+                        audio=audio, sample_rate=SAMPLE_RATE)
+    assert path.stat().st_size <= 50_000_000
+    page, log = _browse(browser, path)
+    yield dict(page=page, log=log, parameters=parameters, audio=audio)
+    page.context.close()
+
+
+def test_large_report_draws_a_stated_subsample(large):
+    page, log = large["page"], large["log"]
+    assert log["page_errors"] == [] and log["console_errors"] == [] and log["external_requests"] == []
+    lengths = page.evaluate("Array.from(document.querySelectorAll('.scatter-plot')).map(d => d._fullData[0]._length)")
+    assert lengths == [20_000]
+    rows = np.array(page.evaluate("Array.from(window.gearReport.data.subsample ? "
+                                  "window.gearReport.params.index : [])"))
+    assert rows.size == 20_000 and np.unique(rows).size == 20_000
+    note = page.locator("#gear-sample-note")
+    assert note.is_visible() and "stratified subsample" in note.inner_text()
+    assert page.locator("#gear-audio-note").is_visible()
+    assert page.evaluate("window.gearReport.data.audio.encoding") == "eq1"  # no PCM in the page
+
+
+def test_browser_synthesises_the_python_tones(large):
+    page = large["page"]
+    index = np.array(page.evaluate("Array.from(window.gearReport.params.index)"))
+    parameters = large["parameters"]
+    for row in (0, 1, 777, 19_999):
+        tone = index[row]  # _large_design's index is the position in the tone set
+        synthesised = np.array(page.evaluate(f"Array.from(window.gearReport.samples({row}))"))
+        np.testing.assert_allclose(synthesised, large["audio"][tone], atol=2e-6)  # synth.harmonic_tones
+        expected = _tones(*(parameters[key][tone : tone + 1] for key in ("f1_hz", "alpha", "r")))[0]
+        np.testing.assert_allclose(synthesised, expected, atol=2e-6)  # eq. 1 computed in the test
+
+
+def test_click_on_the_large_report_plays_the_synthesised_tone(large):
+    page, log = large["page"], large["log"]
+    row, played, start = _click_a_point(page)
+    assert played["row"] == row and 0 <= row < 20_000
+    tone = played["index"]
+    assert start["length"] == N_SAMPLES and start["sampleRate"] == SAMPLE_RATE
+    np.testing.assert_allclose(start["samples"], large["audio"][tone], atol=2e-6)
+    assert f"sound #{tone}" in page.locator("#gear-now").inner_text()
     assert log["console_errors"] == [] and log["page_errors"] == []

@@ -22,11 +22,12 @@
   }
 
   var data = JSON.parse(document.getElementById("gear-data").textContent);
-  var n = data.n_sounds;
   var params = {};
   Object.keys(data.parameters).forEach(function (key) {
     params[key] = decodeTyped(data.parameters[key]);
   });
+  // The page's rows: every tone, or the plotted subsample (data.subsample.rows) of a large set.
+  var n = params.index.length;
   var hasBins = Object.prototype.hasOwnProperty.call(params, "f1_bins");
 
   // One customdata table for all the 3-D traces: [index, f1_hz, alpha, r, f1_bins].
@@ -71,8 +72,36 @@
   var replay = document.getElementById("gear-replay");
   var player = document.getElementById("gear-player");
 
+  // Rows 0 .. audioRows - 1 of the page can play (all of them unless the PCM was cut to a budget).
+  var audioRows = !data.audio ? 0 : (data.audio.n_rows === undefined ? n : data.audio.n_rows);
+
+  // Eq. 1 of the GEAR paper as synth.harmonic_tones renders it: partials p = 1..P below
+  // Nyquist weighted (1 + (-1)^p r) / p^alpha, a periodic Hann window, scaled to the peak.
+  function synthesise(row) {
+    var spec = data.audio;
+    var length = data.n_samples;
+    var rate = data.sample_rate;
+    var f1 = params.f1_hz[row], alpha = params.alpha[row], r = params.r[row];
+    var sum = new Float64Array(length);
+    for (var p = 1; p <= spec.n_partials && p * f1 < rate / 2; p++) {
+      var amplitude = (1 + (p % 2 === 0 ? r : -r)) / Math.pow(p, alpha);
+      if (amplitude === 0) continue;
+      var step = 2 * Math.PI * p * f1;
+      for (var k = 0; k < length; k++) sum[k] += amplitude * Math.cos(step * (k / rate));
+    }
+    var peak = 0;
+    for (var j = 0; j < length; j++) {
+      sum[j] *= 0.5 - 0.5 * Math.cos(2 * Math.PI * j / length);
+      peak = Math.max(peak, Math.abs(sum[j]));
+    }
+    var out = new Float32Array(length);
+    if (peak > 0) for (var m = 0; m < length; m++) out[m] = sum[m] * (spec.peak / peak);
+    return out;
+  }
+
   function samples(row) {
-    if (!data.audio) return null;
+    if (!data.audio || !(row >= 0 && row < audioRows)) return null;
+    if (data.audio.encoding === "eq1") return synthesise(row);
     if (pcmBytes === null) {
       pcmBytes = base64Bytes(document.getElementById(data.audio.element).textContent);
     }
@@ -99,6 +128,10 @@
       return false;
     }
     if (!(row >= 0 && row < n)) return false;
+    if (row >= audioRows) {
+      nowPlaying.textContent = "The audio of this tone is not embedded (" + describe(row) + ").";
+      return false;
+    }
     try {
       if (context === null) {
         var Context = window.AudioContext || window.webkitAudioContext;

@@ -28,6 +28,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from gear.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
+from gear.checks import check_int
 from gear.errors import ParameterError, SubmissionError, lower_layer_errors
 
 __all__ = [
@@ -61,8 +62,7 @@ class ConstantEmbeddingWarning(UserWarning):
 
 def batches(n: int, batch_size: int) -> List[Tuple[int, int]]:
     """``[(0, b), (b, 2b), ...]`` covering ``range(n)``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", min_val=1, fix="pass the number of sounds per model call")
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
@@ -324,8 +324,8 @@ def embed(
     -------
     EmbeddingRun
     """
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-        raise ParameterError(f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}")
+    if check_int(n_jobs, "n_jobs", min_val=-1, fix="pass a positive number of jobs, or -1 for all cores") == 0:
+        raise ParameterError("n_jobs == 0; pass a positive number of jobs, or -1 for all cores")
     plan = batches(tone_set.n_sounds, batch_size)
     if dim is None and loaded is None:
         dim = _cached_dim(cache, plan)

@@ -24,6 +24,7 @@ from embeddings import registry
 from embeddings.base import models_dir as embeddings_models_dir
 from gear import analysis
 from gear.results import SCORE_COLUMNS, ModelResult
+from gear.checks import check_int
 from gear.errors import ParameterError, lower_layer_errors
 
 __all__ = ["GearConfig", "analyse_embedding", "run", "open_store", "load_results", "read_run_config", "write_run_report",
@@ -62,9 +63,7 @@ class GearConfig:
                     f"scales[{name!r}]={scale!r}; parameters are {PARAMETERS}, scales 'linear' or 'log'"
                 )
         for name in ("n_bootstrap", "batch_size", "isomap_components"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ParameterError(f"{name} must be a positive integer, got {value!r}")
+            check_int(getattr(self, name), name, min_val=1)
 
     def tone_set(self) -> synth.ToneSet:
         with warnings.catch_warnings(), lower_layer_errors():

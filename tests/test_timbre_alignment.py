@@ -20,6 +20,9 @@ def test_stft_rows_realigned_to_sorted_files(study):
     assert corr(realigned, ours).min() > 0.9999
     # the finding itself: the stored order is another one
     assert corr(stored, ours).min() < 0.99
-    # scattering follows the same permutation
-    order = data.stft_row_order(st)
+    # scattering follows the same permutation, read from the row-order file, which agrees
+    # with the order found by matching the STFT
+    order = data.read_row_order(st)
     np.testing.assert_array_equal(data.load_features(st, "scattering"), data.load_features(st, "scattering", realign=False)[order])
+    agreement = data.row_order_agreement(st)
+    assert agreement["n_agree"] == st.n_sounds and agreement["min_correlation"] > 0.9999

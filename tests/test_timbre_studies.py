@@ -137,7 +137,7 @@ def test_unreadable_audio(tiny):
 
 def test_feature_rows_mismatch_and_missing(tiny):
     np.savez(tiny / "features" / "rep_a" / "StudyA.npz", features=np.ones((5, 4)))
-    with pytest.raises(ParameterError, match="5 rows but study StudyA has 6 sounds"):
+    with pytest.raises(ParameterError, match="study StudyA: feature file .*StudyA.npz has 5 rows"):
         data.load_features("StudyA", "rep_a", data_dir=tiny)
     with pytest.raises(ParameterError, match="representations available"):
         data.load_features("StudyA", "nope", data_dir=tiny)
@@ -183,25 +183,31 @@ def test_cli_table_exact_and_faithful_with_resume(tiny, tmp_path, capsys):
     argv = ["table", "--data", str(tiny), "--out", str(out), "--modes", "exact", "faithful-warm"]
     assert cli.main(argv) == 0
     with open(out / "explained_variance.csv") as fh:
-        assert fh.readline().strip() == "study,representation,mode,p2"
+        assert fh.readline().strip() == "study,representation,alignment,mode,p2,validation"
     rows = _read_csv(out / "explained_variance.csv")
     assert len(rows) == 2 * 2 * 2
+    assert {r["alignment"] for r in rows} == {"aligned"} and {r["validation"] for r in rows} == {"in-sample"}
     p2 = {(r["study"], r["representation"], r["mode"]): float(r["p2"]) for r in rows}
     for st in ("StudyA", "StudyB"):
         assert p2[(st, "rep_a", "exact")] == pytest.approx(1.0, abs=1e-9)  # ratings are d_v^2 of rep_a
         for rep in ("rep_a", "rep_b"):
             assert p2[(st, rep, "exact")] >= p2[(st, rep, "faithful-warm")] - 1e-12
     page = (out / "explained_variance.html").read_text()
-    assert "median" in page and "IQR" in page and "faithful-warm" in page
+    assert "median" in page and "IQR" in page and "faithful-warm" in page and "rep_a (aligned)" in page
     assert not list(out.rglob("*.tmp"))
     capsys.readouterr()
-    # resume: everything cached; then drop one cache entry and only that fit runs again
+    # resume: everything cached (joblib.Memory, content hash); then change one feature file
+    # and only its two fits run again
     assert cli.main(argv) == 0
     assert "8 fits found in the cache, 0 to run" in capsys.readouterr().out
-    next((out / "cache" / "table" / "exact").rglob("rep_b.json")).unlink()
+    F = np.load(tiny / "features" / "rep_b" / "StudyA.npz")["features"]
+    np.savez(tiny / "features" / "rep_b" / "StudyA.npz", features=F * 2.0)
     assert cli.main(argv) == 0
-    assert "7 fits found in the cache, 1 to run" in capsys.readouterr().out
-    assert _read_csv(out / "explained_variance.csv") == rows
+    assert "6 fits found in the cache, 2 to run" in capsys.readouterr().out
+    again = _read_csv(out / "explained_variance.csv")
+    # the exact P^2 does not depend on the features' scale
+    same = [r for r in rows if not (r["study"] == "StudyA" and r["representation"] == "rep_b")]
+    assert [r for r in again if not (r["study"] == "StudyA" and r["representation"] == "rep_b")] == same
 
 
 def test_cli_errors(tiny, tmp_path, capsys):
@@ -227,12 +233,12 @@ def test_cli_robustness_outputs(tiny, tmp_path):
     out = tmp_path / "rob"
     assert cli.main(["robustness", "--data", str(tiny), "--out", str(out), "--quiet"]) == 0
     with open(out / "robustness.csv") as fh:
-        assert fh.readline().strip().startswith("study,representation,delta,realisation,p2")
+        assert fh.readline().strip().startswith("study,representation,alignment,delta,realisation,p2")
     rows = _read_csv(out / "robustness.csv")
     assert len(rows) == 2 * 2 * 9 * 5
     assert {r["noise"] for r in rows} == {"absolute"}
     auc = _read_csv(out / "robustness_auc.csv")
-    assert list(auc[0])[:3] == ["study", "representation", "auc"]
+    assert list(auc[0])[:4] == ["study", "representation", "alignment", "auc"]
     assert len(auc) == 4
     deltas = np.logspace(-1, 1, 9)
     for a in auc:
@@ -314,9 +320,10 @@ def test_zoo_features_resamples_and_embeds_each_sound(tiny, tiny_hear):
 def test_cli_table_with_zoo_model(tiny, tmp_path, tiny_hear):
     out = tmp_path / "zoo"
     assert cli.main(["table", "--data", str(tiny), "--out", str(out), "--representations", "rep_a",
-                     "--zoo", "tiny-hear", "--quiet"]) == 0
+                     "--zoo", "tiny-hear", "--modes", "exact", "--quiet"]) == 0
     rows = _read_csv(out / "explained_variance.csv")
     assert [r["representation"] for r in rows] == ["rep_a", "tiny-hear"] * 2
+    assert [r["alignment"] for r in rows] == ["aligned"] * 4
     assert (out / "cache" / "features" / "tiny-hear" / "StudyA.npz").is_file()
     n_calls = len(tiny_hear)
     assert n_calls == 11

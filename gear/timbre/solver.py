@@ -250,6 +250,35 @@ class ConeProblem:
         self.AT = np.ascontiguousarray((A[:, self.keep] / self.norms).T)
         self.n_constant = int(self.n_features - self.keep.size)
 
+    @classmethod
+    def from_transposed(cls, XT: np.ndarray, *, constant_rtol: float = 1e-12) -> "ConeProblem":
+        """The same problem from the transposed pair matrix ``XT = X.T``.
+
+        Parameters
+        ----------
+        XT : np.ndarray, shape (n_features, n_pairs), float64
+            C-contiguous (e.g. ``XT_all[:, train_pairs]``); it is centred in place.
+
+        Every step runs along contiguous rows, which is several times faster than
+        ``ConeProblem(X)`` for tens of thousands of features (cross-validation folds).
+        """
+        XT = np.asarray(XT, dtype=float)
+        if XT.ndim != 2 or XT.shape[1] < 3:
+            raise ParameterError(f"pair matrix has shape {XT.T.shape}; need (n_pairs >= 3, n_features)")
+        self = cls.__new__(cls)
+        self.n_features, self.n_pairs = XT.shape
+        raw = np.sqrt(np.einsum("ij,ij->i", XT, XT))
+        XT -= XT.mean(axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", XT, XT))
+        keep = (norms > constant_rtol * np.maximum(raw, np.finfo(float).tiny)) & (norms > 0)
+        self.keep = np.flatnonzero(keep)
+        self.norms = norms[self.keep]
+        AT = XT[self.keep] if self.keep.size < self.n_features else XT
+        AT /= self.norms[:, None]
+        self.AT = np.ascontiguousarray(AT)
+        self.n_constant = int(self.n_features - self.keep.size)
+        return self
+
     @property
     def A(self) -> np.ndarray:
         """Centred unit-norm pair columns, shape (n_pairs, n_kept) (a view of ``AT``)."""

@@ -7,7 +7,10 @@ with the exact solver (:func:`~gear.timbre.solver.solve_exact`):
 * ``exact-loso`` (leave one sound out): for each sound, every pair that involves it is a
   test pair; the weights are learned on the other pairs (the sound is never seen).
 * ``exact-kfold``: k-fold over pairs (``n_splits`` folds, shuffled with ``seed``:
-  :class:`sklearn.model_selection.KFold`); a test pair's sounds are seen in other pairs.
+  :class:`sklearn.model_selection.KFold`); a test pair's sounds are seen in other pairs, so
+  this measures completing the distance matrix rather than generalising to new sounds:
+  a random 10 000-feature representation gets ``P^2`` 0.31-0.44 on Grey1977 here (against
+  < 0.03 with ``exact-loso``). Rankings therefore use ``exact-loso``.
 
 The learned squared distance is defined up to scale, so each fold maps it to the rating
 scale with the least-squares line fitted on its training pairs,

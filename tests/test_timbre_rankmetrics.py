@@ -64,6 +64,15 @@ def test_ndcg_brute_force_and_sklearn(seed):
     assert R.ndcg(pred, true) == pytest.approx(ndcg_score(1 - rows_t, 1 - rows_p), abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_ndcg_with_tied_scores_matches_sklearn(seed):
+    F, M = _case(seed, ties=True)
+    pred, true = R.normalise(R.distance_matrix(F, "l1")), R.normalise(M)
+    rows_p, rows_t = np.array(_rows(np.triu(pred, 1))), np.array(_rows(np.triu(true, 1)))
+    assert np.any([len(set(r)) < len(r) for r in rows_p])  # ties present
+    assert R.ndcg(pred, true) == pytest.approx(ndcg_score(1 - rows_t, 1 - rows_p), abs=1e-12)
+
+
 @pytest.mark.parametrize("seed,ties", [(0, False), (4, True)])
 def test_triplet_agreement_and_mae_brute_force(seed, ties):
     F, M = _case(seed, ties=ties)

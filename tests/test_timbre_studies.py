@@ -466,3 +466,37 @@ def test_cli_published_table(tiny, tmp_path):
     assert b["published"] == "" and b["faithful"] == ""  # the faithful procedure runs only where published
     assert 0 <= float(a["out_of_sample"]) <= 1
     assert "published" in (out / "published.html").read_text()
+
+
+# -------------------------------------------------------------------- evaluate
+
+
+@pytest.mark.filterwarnings("ignore:no nonnegative weighting:RuntimeWarning")
+def test_evaluate_any_embedding_function(tiny):
+    from gear.timbre import evaluate
+    from gear.timbre.evaluation import study_audio
+
+    seen = []
+
+    def embed(audio):
+        seen.append((audio.shape, audio.dtype))
+        spectrum = np.abs(np.fft.rfft(audio, axis=1))
+        return np.log(np.stack([b.mean(1) for b in np.array_split(spectrum, 16, axis=1)], 1) + 1e-6)
+
+    ev = evaluate(embed, 16000, data_dir=tiny)
+    assert [r["study"] for r in ev.in_sample] == ["StudyB", "StudyA"]  # studies.csv order
+    # audio: one zero-padded float32 batch per study at the stated rate
+    assert seen[0][1] == np.float32 and seen[0][0] == (5, int(round(0.19 * 16000)))
+    st = data.load_study("StudyA", data_dir=tiny)
+    F = embed(study_audio("StudyA", 16000, data_dir=tiny))
+    row = next(r for r in ev.in_sample if r["study"] == "StudyA")
+    assert row["p2"] == pytest.approx(MetricLearner().fit(F, st.ratings).p2_, abs=1e-12)
+    oos = next(r for r in ev.out_of_sample if r["study"] == "StudyA")
+    assert oos["mode"] == "exact-loso" and oos["p2"] <= row["p2"] + 1e-12
+    assert len(ev.rank_metrics) == 2 * 3 * 5
+    med = ev.medians()
+    assert set(med) >= {"in_sample", "out_of_sample", ("l2", "spearman")}
+    with pytest.raises(ParameterError, match=r"embed_fn returned shape \(3,\)"):
+        evaluate(lambda a: np.ones(3), 16000, data_dir=tiny)
+    with pytest.raises(ParameterError, match="out_of_sample_mode"):
+        evaluate(embed, 16000, data_dir=tiny, out_of_sample_mode="kfold")

@@ -9,7 +9,8 @@
 * :mod:`gear.timbre.rankmetrics` — fixed-distance rank metrics after timbremetrics;
 * :mod:`gear.timbre.studies` — the explained-variance, rank-metric and published tables, the
   robustness study and the zoo-model hook (HTML pages: :mod:`gear.timbre.pages`);
-* :func:`gear.timbre.evaluate` — all of it for any embedding function, per epoch;
+* :func:`gear.timbre.evaluate` (:mod:`gear.timbre.evaluation`) — all of it for any
+  embedding function, fast enough for every epoch;
 * :mod:`gear.timbre.cli` — ``gear timbre table|metrics|robustness``.
 """
 from gear.timbre.data import (
@@ -34,7 +35,7 @@ from gear.timbre.solver import (
     solve_pearson_d,
 )
 
-from gear.timbre.evaluate import Evaluation, evaluate
+from gear.timbre.evaluation import Evaluation, evaluate
 from gear.timbre.rankmetrics import rank_metrics
 from gear.timbre.validation import OUT_OF_SAMPLE_MODES, out_of_sample
 

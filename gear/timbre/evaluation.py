@@ -16,7 +16,6 @@ import numpy as np
 from gear.errors import ParameterError
 from gear.timbre.data import PathLike, _data_dir, list_studies, load_audio, load_study
 from gear.timbre.rankmetrics import DISTANCES, METRICS, rank_metrics
-from gear.timbre.studies import fit_explained_variance
 from gear.timbre.validation import OUT_OF_SAMPLE_MODES, out_of_sample
 
 __all__ = ["Evaluation", "evaluate", "study_audio"]
@@ -141,9 +140,8 @@ def evaluate(
     for name in names:
         st = load_study(name, data_dir=data_dir, check_audio=False)
         emb = _embed(embed_fn, study_audio(name, sample_rate, data_dir=data_dir), name)
-        fit = fit_explained_variance(emb, st.ratings, "exact")
-        ins.append({"study": name, "p2": fit["p2"], "pearson": fit["pearson"]})
         cv = out_of_sample(emb, st.ratings, mode=out_of_sample_mode, n_splits=n_splits, seed=seed)
+        ins.append({"study": name, "p2": cv.pop("p2_in_sample"), "pearson": cv.pop("pearson_in_sample")})
         oos.append({"study": name, "mode": out_of_sample_mode, **cv})
         ranks += [{"study": name, **r} for r in rank_metrics(emb, st.ratings_matrix, distances=distances,
                                                              metrics=metrics)]

@@ -51,9 +51,10 @@ def loso_time(args):
                                         modes=["exact", "exact-loso"], n_jobs=args.n_jobs)
         wall = time.perf_counter() - t0
     load = os.getloadavg()[0]
+    cpu = sum(x["seconds"] for x in rows if x["mode"] == "exact-loso")
     print(f"\n## exact + exact-loso, {len(list_studies(args.data))} studies x {len(reps)} aligned "
-          f"representations, n_jobs={args.n_jobs}: {wall:.1f} s wall (target <= 60 s on 2 cores; "
-          f"load average {load:.1f})\n")
+          f"representations, n_jobs={args.n_jobs}: {wall:.1f} s wall, exact-loso {cpu:.1f} CPU-s "
+          f"(target <= 60 s on 2 cores; load average {load:.1f})\n")
     print("| representation | alignment | median P2 in-sample (exact) | median P2 out-of-sample (exact-loso) "
           "| studies with out-of-sample P2 > 0 |")
     print("|---|---|---|---|---|")

@@ -9,6 +9,14 @@ A study directory is laid out like ``shared/timbre/``::
                                                 ``features`` (n_sounds, n_features)
     studies.csv                                 optional, columns ``study`` and
                                                 ``m_subjects`` (number of listeners)
+    stft_scattering_row_order.csv               row order of the ``realigned`` sets
+                                                (``study,stored_row,sorted_index,file``)
+    alignment.csv                               optional, ``representation,alignment``
+
+Every representation is labelled ``aligned``, ``realigned`` or ``unaligned``
+(:func:`representation_alignment`); :func:`load_features` puts realigned rows back in
+sorted file order from the explicit row-order file (:func:`read_row_order`), and
+:func:`row_order_agreement` checks that file against GEAR's own STFT of every sound.
 
 Every problem found raises :class:`~synth.errors.ParameterError` naming the file and the
 value at fault and saying how to fix it.

@@ -9,6 +9,7 @@ import numpy as np
 
 from gear import html
 from gear.files import atomic_write_text
+from gear.timbre.validation import OUT_OF_SAMPLE_MODES
 
 __all__ = ["ALIGNMENT_NOTE", "summary_rows", "write_table_html", "write_published_html", "write_robustness_html"]
 
@@ -23,7 +24,8 @@ ALIGNMENT_NOTE = (
     "mert_avg and mert_concat rows follow a third order that cannot be recovered without the models "
     "(the same byte-identical files land on inconsistent rows), so they are unaligned: any P2 on them "
     "measures a shuffled pairing (mert_concat, 9 984 features for at most 190 pairs, reaches P2 close "
-    "to 1 even under random row orders). Unaligned sets are left out unless asked for "
+    "to 1 even under random row orders; with fixed distances, where nothing is learned, their rank "
+    "correlation with the ratings is at chance). Unaligned sets are left out unless asked for "
     "(--include-unaligned), and then only as a shuffled-pairing control."
 )
 
@@ -65,7 +67,7 @@ def write_table_html(rows: List[dict], path) -> Path:
         table = html.table(["study"] + reps, summary_rows(by, studies, reps), labels=labels, digits=2)
         sections.append({"mode": mode, "validation": validation, "table": html.Markup(table)})
     ranking, ranking_mode = "", ""
-    oos = [m for m in modes if m.startswith("exact-")]
+    oos = [m for m in modes if m in OUT_OF_SAMPLE_MODES]
     if oos:
         ranking_mode = oos[0]
         med = {m: {r: _median_iqr([float(x["p2"]) for x in rows if x["mode"] == m and x["representation"] == r])[0]

@@ -501,8 +501,9 @@ def _run_grid(
     from joblib import Memory, Parallel, delayed
 
     cached = Memory(str(cache_dir), verbose=0).cache(func)
-    hits = [(k, kw) for k, kw in jobs if cached.check_call_in_cache(**kw)]
-    todo = [(k, kw) for k, kw in jobs if not cached.check_call_in_cache(**kw)]
+    in_cache = [cached.check_call_in_cache(**kw) for _, kw in jobs]
+    hits = [job for job, hit in zip(jobs, in_cache) if hit]
+    todo = [job for job, hit in zip(jobs, in_cache) if not hit]
     results = {k: cached(**kw) for k, kw in hits}
     if progress and hits:
         progress(f"{len(hits)} {noun} found in the cache, {len(todo)} to run")

@@ -20,6 +20,25 @@ def test_stft_rows_realigned_to_sorted_files(study):
     assert corr(realigned, ours).min() > 0.9999
     # the finding itself: the stored order is another one
     assert corr(stored, ours).min() < 0.99
-    # scattering follows the same permutation
-    order = data.stft_row_order(st)
+    # scattering follows the same permutation, read from the row-order file, which agrees
+    # with the order found by matching the STFT
+    order = data.read_row_order(st)
     np.testing.assert_array_equal(data.load_features(st, "scattering"), data.load_features(st, "scattering", realign=False)[order])
+    agreement = data.row_order_agreement(st)
+    assert agreement["n_agree"] == st.n_sounds and agreement["min_correlation"] > 0.9999
+
+
+@pytest.mark.slow  # GEAR's STFT of all 257 sounds
+def test_row_order_file_agrees_with_stft_matching_on_every_study():
+    for name in data.list_studies():
+        agreement = data.row_order_agreement(name)
+        assert agreement["n_agree"] == agreement["n_sounds"], agreement
+        assert agreement["min_correlation"] > 0.999
+
+
+def test_alignment_labels_of_the_shared_sets():
+    labels = data.alignment_labels()
+    assert {r: labels[r] for r in data.list_representations()} == {
+        "auditory_spectrum": "aligned", "stmf": "aligned", "stft": "realigned", "scattering": "realigned",
+        "clap": "unaligned", "encodec": "unaligned", "mert_avg": "unaligned", "mert_concat": "unaligned",
+    }

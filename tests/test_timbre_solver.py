@@ -73,6 +73,30 @@ def test_exact_matches_brute_force_on_small_problems(seed):
     assert sol.v.max() == pytest.approx(1.0) and np.all(sol.v >= 0)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_warm_start_reaches_the_same_optimum_and_brute_force(seed):
+    n_features = 2 + seed % 5
+    F, X, s = _random_problem(seed, n_sounds=6 + seed % 2, n_features=n_features)
+    brute = _brute_force_max_corr(X, s)
+    if brute <= 0:
+        return
+    rows = np.random.default_rng(seed).permutation(X.shape[0])[: X.shape[0] - 3]
+    nearby = S.solve_exact(X[rows], s[rows]).v  # a solution on most of the same pairs
+    for warm in (nearby, np.ones(n_features), np.zeros(n_features)):
+        sol = S.solve_exact(X, s, warm_start=warm)
+        assert sol.pearson == pytest.approx(brute, abs=1e-10) and sol.certificate.optimal
+
+
+def test_cone_problem_from_transposed_equals_the_plain_one():
+    F, X, s = _random_problem(3, n_sounds=8, n_features=6)
+    X[:, 2] = 1.0  # a constant column is left out by both
+    a, b = S.ConeProblem(X), S.ConeProblem.from_transposed(np.ascontiguousarray(X.T))
+    np.testing.assert_array_equal(a.keep, b.keep)
+    np.testing.assert_allclose(a.AT, b.AT, atol=1e-14)
+    np.testing.assert_allclose(a.norms, b.norms, rtol=1e-13)
+    assert (a.n_pairs, a.n_features, a.n_constant) == (b.n_pairs, b.n_features, b.n_constant)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_exact_beats_random_search(seed):
     F, X, s = _random_problem(100 + seed, n_sounds=8, n_features=12)

@@ -137,7 +137,7 @@ def test_unreadable_audio(tiny):
 
 def test_feature_rows_mismatch_and_missing(tiny):
     np.savez(tiny / "features" / "rep_a" / "StudyA.npz", features=np.ones((5, 4)))
-    with pytest.raises(ParameterError, match="5 rows but study StudyA has 6 sounds"):
+    with pytest.raises(ParameterError, match="study StudyA: feature file .*StudyA.npz has 5 rows"):
         data.load_features("StudyA", "rep_a", data_dir=tiny)
     with pytest.raises(ParameterError, match="representations available"):
         data.load_features("StudyA", "nope", data_dir=tiny)
@@ -183,25 +183,31 @@ def test_cli_table_exact_and_faithful_with_resume(tiny, tmp_path, capsys):
     argv = ["table", "--data", str(tiny), "--out", str(out), "--modes", "exact", "faithful-warm"]
     assert cli.main(argv) == 0
     with open(out / "explained_variance.csv") as fh:
-        assert fh.readline().strip() == "study,representation,mode,p2"
+        assert fh.readline().strip() == "study,representation,alignment,mode,p2,validation"
     rows = _read_csv(out / "explained_variance.csv")
     assert len(rows) == 2 * 2 * 2
+    assert {r["alignment"] for r in rows} == {"aligned"} and {r["validation"] for r in rows} == {"in-sample"}
     p2 = {(r["study"], r["representation"], r["mode"]): float(r["p2"]) for r in rows}
     for st in ("StudyA", "StudyB"):
         assert p2[(st, "rep_a", "exact")] == pytest.approx(1.0, abs=1e-9)  # ratings are d_v^2 of rep_a
         for rep in ("rep_a", "rep_b"):
             assert p2[(st, rep, "exact")] >= p2[(st, rep, "faithful-warm")] - 1e-12
     page = (out / "explained_variance.html").read_text()
-    assert "median" in page and "IQR" in page and "faithful-warm" in page
+    assert "median" in page and "IQR" in page and "faithful-warm" in page and "rep_a (aligned)" in page
     assert not list(out.rglob("*.tmp"))
     capsys.readouterr()
-    # resume: everything cached; then drop one cache entry and only that fit runs again
+    # resume: everything cached (joblib.Memory, content hash); then change one feature file
+    # and only its two fits run again
     assert cli.main(argv) == 0
     assert "8 fits found in the cache, 0 to run" in capsys.readouterr().out
-    next((out / "cache" / "table" / "exact").rglob("rep_b.json")).unlink()
+    F = np.load(tiny / "features" / "rep_b" / "StudyA.npz")["features"]
+    np.savez(tiny / "features" / "rep_b" / "StudyA.npz", features=F * 2.0)
     assert cli.main(argv) == 0
-    assert "7 fits found in the cache, 1 to run" in capsys.readouterr().out
-    assert _read_csv(out / "explained_variance.csv") == rows
+    assert "6 fits found in the cache, 2 to run" in capsys.readouterr().out
+    again = _read_csv(out / "explained_variance.csv")
+    # the exact P^2 does not depend on the features' scale
+    same = [r for r in rows if not (r["study"] == "StudyA" and r["representation"] == "rep_b")]
+    assert [r for r in again if not (r["study"] == "StudyA" and r["representation"] == "rep_b")] == same
 
 
 def test_cli_errors(tiny, tmp_path, capsys):
@@ -227,12 +233,12 @@ def test_cli_robustness_outputs(tiny, tmp_path):
     out = tmp_path / "rob"
     assert cli.main(["robustness", "--data", str(tiny), "--out", str(out), "--quiet"]) == 0
     with open(out / "robustness.csv") as fh:
-        assert fh.readline().strip().startswith("study,representation,delta,realisation,p2")
+        assert fh.readline().strip().startswith("study,representation,alignment,delta,realisation,p2")
     rows = _read_csv(out / "robustness.csv")
     assert len(rows) == 2 * 2 * 9 * 5
     assert {r["noise"] for r in rows} == {"absolute"}
     auc = _read_csv(out / "robustness_auc.csv")
-    assert list(auc[0])[:3] == ["study", "representation", "auc"]
+    assert list(auc[0])[:4] == ["study", "representation", "alignment", "auc"]
     assert len(auc) == 4
     deltas = np.logspace(-1, 1, 9)
     for a in auc:
@@ -314,9 +320,10 @@ def test_zoo_features_resamples_and_embeds_each_sound(tiny, tiny_hear):
 def test_cli_table_with_zoo_model(tiny, tmp_path, tiny_hear):
     out = tmp_path / "zoo"
     assert cli.main(["table", "--data", str(tiny), "--out", str(out), "--representations", "rep_a",
-                     "--zoo", "tiny-hear", "--quiet"]) == 0
+                     "--zoo", "tiny-hear", "--modes", "exact", "--quiet"]) == 0
     rows = _read_csv(out / "explained_variance.csv")
     assert [r["representation"] for r in rows] == ["rep_a", "tiny-hear"] * 2
+    assert [r["alignment"] for r in rows] == ["aligned"] * 4
     assert (out / "cache" / "features" / "tiny-hear" / "StudyA.npz").is_file()
     n_calls = len(tiny_hear)
     assert n_calls == 11
@@ -335,3 +342,161 @@ def test_cli_table_with_zoo_model(tiny, tmp_path, tiny_hear):
 def test_unknown_representation(tiny, tmp_path):
     with pytest.raises(ParameterError, match="unknown representation"):
         studies.explained_variance_table(out_dir=tmp_path / "u", data_dir=tiny, representations=["mfcc_x"])
+
+
+# ------------------------------------------------------------------- alignment
+
+
+def _write_row_order(root, orders):
+    """Row-order file: ``orders[study] = stored_row of each sorted file``."""
+    lines = ["study,stored_row,sorted_index,file,match_corr"]
+    for study, stored in orders.items():
+        files = sorted(p.name for p in (root / "sounds" / study).iterdir())
+        lines += [f"{study},{r},{k},{files[k]},1.0" for k, r in enumerate(stored)]
+    (root / data.ROW_ORDER_FILE).write_text("\n".join(lines) + "\n")
+
+
+def _label(root, **labels):
+    (root / "alignment.csv").write_text(
+        "representation,alignment\n" + "".join(f"{r},{a}\n" for r, a in labels.items()))
+
+
+def test_realigned_rows_follow_the_row_order_file(tiny):
+    perm = {"StudyA": [3, 0, 5, 1, 4, 2], "StudyB": [4, 2, 0, 1, 3]}
+    for study, stored in perm.items():
+        F = data.load_features(study, "rep_a", data_dir=tiny)
+        G = np.empty_like(F)
+        G[stored] = F  # X_sorted[k] = X_stored[stored[k]]
+        np.savez(tiny / "features" / "rep_a" / f"{study}.npz", features=G)
+    _write_row_order(tiny, perm)
+    _label(tiny, rep_a="realigned", rep_b="aligned")
+    assert data.representation_alignment("rep_a", data_dir=tiny) == "realigned"
+    for study, stored in perm.items():
+        np.testing.assert_array_equal(data.read_row_order(study, data_dir=tiny), stored)
+    rows = studies.explained_variance_table(out_dir=tiny.parent / "o", data_dir=tiny, modes=["exact"])
+    p2 = {(r["study"], r["representation"]): (r["p2"], r["alignment"]) for r in rows}
+    assert p2[("StudyA", "rep_a")][0] == pytest.approx(1.0, abs=1e-9)  # realigned: fully explained again
+    assert p2[("StudyA", "rep_a")][1] == "realigned" and p2[("StudyA", "rep_b")][1] == "aligned"
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda rows: rows[:-1], r"5 rows for 6 sound files .*missing: \['s05.aiff'\]"),
+    (lambda rows: rows + [rows[0]], r"duplicated: \['s00.aiff'\]"),
+    (lambda rows: rows[:-1] + [rows[-1].replace("s05.aiff", "zz.aiff")], r"not in sounds/StudyA: \['zz.aiff'\]"),
+    (lambda rows: [rows[0].replace("StudyA,3,", "StudyA,0,")] + rows[1:], "not a permutation"),
+])
+def test_bad_row_order_file_names_study_and_file_and_caches_nothing(tiny, tmp_path, edit, message):
+    _write_row_order(tiny, {"StudyA": [3, 0, 5, 1, 4, 2], "StudyB": [0, 1, 2, 3, 4]})
+    path = tiny / data.ROW_ORDER_FILE
+    lines = path.read_text().splitlines()
+    a = [x for x in lines[1:] if x.startswith("StudyA")]
+    b = [x for x in lines[1:] if x.startswith("StudyB")]
+    path.write_text("\n".join([lines[0]] + b + edit(a)) + "\n")
+    _label(tiny, rep_b="realigned")
+    with pytest.raises(ParameterError, match=f"study StudyA, row-order file .*{data.ROW_ORDER_FILE}: .*{message}"):
+        data.read_row_order("StudyA", data_dir=tiny)
+    out = tmp_path / "o"
+    with pytest.raises(ParameterError, match="study StudyA"):
+        studies.explained_variance_table(out_dir=out, data_dir=tiny)
+    assert not (out / "cache").exists() or not any(p.is_file() for p in (out / "cache").rglob("*"))
+
+
+def test_wrong_feature_rows_and_unknown_label_cache_nothing(tiny, tmp_path, capsys):
+    np.savez(tiny / "features" / "rep_b" / "StudyB.npz", features=np.ones((4, 3)))
+    out = tmp_path / "o"
+    assert cli.main(["table", "--data", str(tiny), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "study StudyB: feature file" in err and "StudyB.npz has 4 rows" in err
+    assert not (out / "cache").exists() or not any(p.is_file() for p in (out / "cache").rglob("*"))
+    _label(tiny, rep_a="sorted")
+    with pytest.raises(ParameterError, match=r"alignment.csv, rep_a: unknown alignment label 'sorted'"):
+        data.representation_alignment("rep_a", data_dir=tiny)
+
+
+def test_unaligned_left_out_unless_asked(tiny, tmp_path, capsys):
+    _label(tiny, rep_b="unaligned")
+    out = tmp_path / "o"
+    assert cli.main(["table", "--data", str(tiny), "--out", str(out), "--quiet"]) == 0
+    rows = _read_csv(out / "explained_variance.csv")
+    assert {r["representation"] for r in rows} == {"rep_a"}
+    assert {r["mode"] for r in rows} == {"exact", "exact-loso"}  # in- and out-of-sample by default
+    assert cli.main(["table", "--data", str(tiny), "--out", str(out), "--representations", "rep_b"]) == 2
+    assert "--include-unaligned" in capsys.readouterr().err
+    assert cli.main(["table", "--data", str(tiny), "--out", str(out), "--include-unaligned", "--quiet"]) == 0
+    rows = _read_csv(out / "explained_variance.csv")
+    assert {(r["representation"], r["alignment"]) for r in rows} == {("rep_a", "aligned"), ("rep_b", "unaligned")}
+    page = (out / "explained_variance.html").read_text()
+    assert "rep_b (unaligned)" in page and "Ranking by median out-of-sample" in page
+    assert cli.main(["robustness", "--data", str(tiny), "--out", str(out), "--deltas", "0.1", "1",
+                     "--realisations", "1", "--quiet"]) == 0
+    assert {r["representation"] for r in _read_csv(out / "robustness_auc.csv")} == {"rep_a"}
+
+
+# --------------------------------------------------------- metrics, published
+
+
+def test_cli_metrics_writes_rank_metrics(tiny, tmp_path):
+    from gear.timbre.rankmetrics import rank_metrics
+
+    out = tmp_path / "m"
+    assert cli.main(["metrics", "--data", str(tiny), "--out", str(out), "--quiet"]) == 0
+    with open(out / "rank_metrics.csv") as fh:
+        assert fh.readline().strip() == "study,representation,alignment,distance,metric,value"
+    rows = _read_csv(out / "rank_metrics.csv")
+    assert len(rows) == 2 * 2 * 3 * 5
+    st = data.load_study("StudyA", data_dir=tiny)
+    want = rank_metrics(data.load_features(st, "rep_b"), st.ratings_matrix)
+    got = [r for r in rows if r["study"] == "StudyA" and r["representation"] == "rep_b"]
+    assert [float(r["value"]) for r in got] == pytest.approx([w["value"] for w in want], rel=1e-5)
+
+
+def test_cli_published_table(tiny, tmp_path):
+    values = tmp_path / "published.csv"
+    values.write_text("study,representation,published\nStudyA,rep_a,0.9\n")
+    out = tmp_path / "p"
+    assert cli.main(["table", "--published", "--published-file", str(values), "--data", str(tiny),
+                     "--out", str(out), "--quiet"]) == 0
+    with open(out / "published.csv") as fh:
+        assert fh.readline().strip() == "study,representation,alignment,published,faithful,exact,out_of_sample"
+    rows = {r["study"]: r for r in _read_csv(out / "published.csv")}
+    assert set(rows) == {"StudyA", "StudyB"}
+    a, b = rows["StudyA"], rows["StudyB"]
+    assert a["published"] == "0.9" and a["alignment"] == "aligned"
+    assert float(a["exact"]) == pytest.approx(1.0, abs=1e-9) and float(a["faithful"]) <= float(a["exact"]) + 1e-12
+    assert b["published"] == "" and b["faithful"] == ""  # the faithful procedure runs only where published
+    assert 0 <= float(a["out_of_sample"]) <= 1
+    assert "published" in (out / "published.html").read_text()
+
+
+# -------------------------------------------------------------------- evaluate
+
+
+@pytest.mark.filterwarnings("ignore:no nonnegative weighting:RuntimeWarning")
+def test_evaluate_any_embedding_function(tiny):
+    from gear.timbre import evaluate
+    from gear.timbre.evaluation import study_audio
+
+    seen = []
+
+    def embed(audio):
+        seen.append((audio.shape, audio.dtype))
+        spectrum = np.abs(np.fft.rfft(audio, axis=1))
+        return np.log(np.stack([b.mean(1) for b in np.array_split(spectrum, 16, axis=1)], 1) + 1e-6)
+
+    ev = evaluate(embed, 16000, data_dir=tiny)
+    assert [r["study"] for r in ev.in_sample] == ["StudyB", "StudyA"]  # studies.csv order
+    # audio: one zero-padded float32 batch per study at the stated rate
+    assert seen[0][1] == np.float32 and seen[0][0] == (5, int(round(0.19 * 16000)))
+    st = data.load_study("StudyA", data_dir=tiny)
+    F = embed(study_audio("StudyA", 16000, data_dir=tiny))
+    row = next(r for r in ev.in_sample if r["study"] == "StudyA")
+    assert row["p2"] == pytest.approx(MetricLearner().fit(F, st.ratings).p2_, abs=1e-12)
+    oos = next(r for r in ev.out_of_sample if r["study"] == "StudyA")
+    assert oos["mode"] == "exact-loso" and oos["p2"] <= row["p2"] + 1e-12
+    assert len(ev.rank_metrics) == 2 * 3 * 5
+    med = ev.medians()
+    assert set(med) >= {"in_sample", "out_of_sample", ("l2", "spearman")}
+    with pytest.raises(ParameterError, match=r"embed_fn returned shape \(3,\)"):
+        evaluate(lambda a: np.ones(3), 16000, data_dir=tiny)
+    with pytest.raises(ParameterError, match="out_of_sample_mode"):
+        evaluate(embed, 16000, data_dir=tiny, out_of_sample_mode="kfold")

@@ -4,12 +4,19 @@
 * :mod:`gear.timbre.data` — load and validate a study folder (``shared/timbre`` layout);
 * :mod:`gear.timbre.solver` — the exact certified solver, the faithful reference
   procedure, the Pearson-on-d variant, and the :class:`MetricLearner` estimator;
-* :mod:`gear.timbre.studies` — the explained-variance table, the robustness study and the
-  zoo-model hook;
-* :mod:`gear.timbre.cli` — ``gear timbre table|robustness``.
+* :mod:`gear.timbre.validation` — out-of-sample explained variance (``exact-loso``,
+  ``exact-kfold``);
+* :mod:`gear.timbre.rankmetrics` — fixed-distance rank metrics after timbremetrics;
+* :mod:`gear.timbre.studies` — the explained-variance, rank-metric and published tables, the
+  robustness study and the zoo-model hook (HTML pages: :mod:`gear.timbre.pages`);
+* :func:`gear.timbre.evaluate` (:mod:`gear.timbre.evaluation`) — all of it for any
+  embedding function, fast enough for every epoch;
+* :mod:`gear.timbre.cli` — ``gear timbre table|metrics|robustness``.
 """
 from gear.timbre.data import (
+    ALIGNMENT_LABELS,
     Study,
+    representation_alignment,
     default_data_dir,
     list_representations,
     list_studies,
@@ -28,7 +35,18 @@ from gear.timbre.solver import (
     solve_pearson_d,
 )
 
+from gear.timbre.evaluation import Evaluation, evaluate
+from gear.timbre.rankmetrics import rank_metrics
+from gear.timbre.validation import OUT_OF_SAMPLE_MODES, out_of_sample
+
 __all__ = [
+    "ALIGNMENT_LABELS",
+    "representation_alignment",
+    "Evaluation",
+    "evaluate",
+    "rank_metrics",
+    "OUT_OF_SAMPLE_MODES",
+    "out_of_sample",
     "Study",
     "default_data_dir",
     "list_representations",

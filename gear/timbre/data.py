@@ -9,6 +9,14 @@ A study directory is laid out like ``shared/timbre/``::
                                                 ``features`` (n_sounds, n_features)
     studies.csv                                 optional, columns ``study`` and
                                                 ``m_subjects`` (number of listeners)
+    stft_scattering_row_order.csv               row order of the ``realigned`` sets
+                                                (``study,stored_row,sorted_index,file``)
+    alignment.csv                               optional, ``representation,alignment``
+
+Every representation is labelled ``aligned``, ``realigned`` or ``unaligned``
+(:func:`representation_alignment`); :func:`load_features` puts realigned rows back in
+sorted file order from the explicit row-order file (:func:`read_row_order`), and
+:func:`row_order_agreement` checks that file against GEAR's own STFT of every sound.
 
 Every problem found raises :class:`~synth.errors.ParameterError` naming the file and the
 value at fault and saying how to fix it.
@@ -26,6 +34,14 @@ import numpy as np
 from gear.errors import ParameterError
 
 __all__ = [
+    "ALIGNMENT_LABELS",
+    "REFERENCE_ALIGNMENT",
+    "ROW_ORDER_FILE",
+    "alignment_labels",
+    "representation_alignment",
+    "read_row_order",
+    "row_order_agreement",
+    "stft_row_order",
     "Study",
     "AUDIO_EXTENSIONS",
     "default_data_dir",
@@ -339,33 +355,174 @@ def _as_study(study: Union[str, Study], data_dir: Optional[PathLike]) -> Study:
     return load_study(study, data_dir=data_dir, check_audio=False)
 
 
-#: Reference representations whose stored rows are NOT in sorted file order (found by
-#: matching them to our own STFT of every sound, per-row correlation 1.00000): the rows of
-#: ``stft`` are a permutation of the sorted order, and ``scattering`` follows the same
-#: permutation (inferred: its low-order coefficients predict the spectral centroid with
-#: R^2 = 0.80 in that order against 0.22 in sorted order). :func:`load_features` realigns
-#: them unless ``realign=False``.
-REALIGNED_BY_STFT = ("stft", "scattering")
+#: The three alignment labels of a representation's rows with the ratings:
+#: ``aligned`` (rows in sorted file order), ``realigned`` (stored in another order, put back
+#: in sorted order with an explicit row-order file) and ``unaligned`` (rows in an order that
+#: cannot be recovered: any result on them measures a shuffled pairing).
+ALIGNMENT_LABELS = ("aligned", "realigned", "unaligned")
+
+#: Labels of the reference sets of ``shared/timbre`` (see its README, "Row order"):
+#: ``auditory_spectrum`` and ``stmf`` follow the sorted file order; ``stft`` and
+#: ``scattering`` one fixed other order per study, given in :data:`ROW_ORDER_FILE`; the rows
+#: of ``clap``, ``encodec``, ``mert_avg`` and ``mert_concat`` follow a third order that
+#: cannot be recovered without the models (byte-identical sounds shared between studies
+#: land on inconsistent rows). Any other folder of ``features/`` and every zoo model
+#: (computed by GEAR from the sorted files) is ``aligned``, unless ``alignment.csv`` in the
+#: data folder (columns ``representation,alignment``) says otherwise.
+REFERENCE_ALIGNMENT = {
+    "auditory_spectrum": "aligned",
+    "stmf": "aligned",
+    "stft": "realigned",
+    "scattering": "realigned",
+    "clap": "unaligned",
+    "encodec": "unaligned",
+    "mert_avg": "unaligned",
+    "mert_concat": "unaligned",
+}
+
+#: Row order of the ``realigned`` sets: ``study,stored_row,sorted_index,file,match_corr``;
+#: ``X_sorted[sorted_index] = X_stored[stored_row]``.
+ROW_ORDER_FILE = "stft_scattering_row_order.csv"
+#: Optional per-folder override of :data:`REFERENCE_ALIGNMENT`.
+ALIGNMENT_FILE = "alignment.csv"
 
 
-def stft_row_order(study: Union[str, "Study"], *, data_dir: Optional[PathLike] = None) -> np.ndarray:
-    """Permutation ``order`` such that ``stored_stft[order]`` is in sorted file order.
+def _check_label(label: str, where: str) -> str:
+    if label not in ALIGNMENT_LABELS:
+        raise ParameterError(
+            f"{where}: unknown alignment label {label!r}; use one of {', '.join(ALIGNMENT_LABELS)}"
+        )
+    return label
 
-    Computed by matching the stored ``stft`` rows to our own time-averaged STFT of each
-    sound file (Hungarian assignment on per-row correlation).
+
+def alignment_labels(data_dir: Optional[PathLike] = None) -> Dict[str, str]:
+    """Alignment label of every named representation: :data:`REFERENCE_ALIGNMENT`
+    updated by ``<data_dir>/alignment.csv`` (``representation,alignment``) when present.
+
+    Raises
+    ------
+    ParameterError
+        An unknown label or a malformed ``alignment.csv`` (naming the file).
+    """
+    labels = dict(REFERENCE_ALIGNMENT)
+    path = _data_dir(data_dir) / ALIGNMENT_FILE
+    if not path.is_file():
+        return labels
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"representation", "alignment"} <= set(reader.fieldnames or ()):
+            raise ParameterError(f"{path} needs the columns 'representation,alignment'")
+        for row in reader:
+            rep = (row["representation"] or "").strip()
+            labels[rep] = _check_label((row["alignment"] or "").strip(), f"{path}, {rep}")
+    return labels
+
+
+def representation_alignment(representation: str, *, data_dir: Optional[PathLike] = None) -> str:
+    """``aligned``, ``realigned`` or ``unaligned`` (see :data:`REFERENCE_ALIGNMENT`)."""
+    return alignment_labels(data_dir).get(representation, "aligned")
+
+
+def read_row_order(study: Union[str, "Study"], *, data_dir: Optional[PathLike] = None) -> np.ndarray:
+    """Row order of a ``realigned`` representation, read from :data:`ROW_ORDER_FILE`.
+
+    Returns
+    -------
+    np.ndarray of int, shape (n_sounds,)
+        ``order`` such that ``X_stored[order]`` is in sorted file order
+        (``order[sorted_index] = stored_row``).
+
+    Raises
+    ------
+    ParameterError
+        Naming the study and the file: the file or its columns are missing; its rows for
+        the study miss, add or repeat sound files; ``stored_row`` is not a permutation of
+        ``0..n_sounds-1``; ``sorted_index`` disagrees with the sorted file names.
+    """
+    st = _as_study(study, data_dir)
+    path = st.data_dir / ROW_ORDER_FILE
+    if not path.is_file():
+        raise ParameterError(
+            f"{st.name}: the row-order file {path} does not exist; a realigned representation "
+            "needs it (columns study,stored_row,sorted_index,file)"
+        )
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"study", "stored_row", "sorted_index", "file"}
+        if not need <= set(reader.fieldnames or ()):
+            raise ParameterError(f"{st.name}: {path} needs the columns {','.join(sorted(need))}")
+        rows = [r for r in reader if (r["study"] or "").strip() == st.name]
+    names = [p.name for p in st.sound_paths]
+    files = [(r["file"] or "").strip() for r in rows]
+    where = f"study {st.name}, row-order file {path}"
+    dup = sorted({f for f in files if files.count(f) > 1})
+    missing, extra = sorted(set(names) - set(files)), sorted(set(files) - set(names))
+    if dup or missing or extra or len(rows) != st.n_sounds:
+        raise ParameterError(
+            f"{where}: {len(rows)} rows for {st.n_sounds} sound files (duplicated: {dup or 'none'}; "
+            f"missing: {missing or 'none'}; not in sounds/{st.name}: {extra or 'none'}); give one row "
+            "per sound file"
+        )
+    try:
+        stored = np.array([int(r["stored_row"]) for r in rows])
+        index = np.array([int(r["sorted_index"]) for r in rows])
+    except ValueError:
+        raise ParameterError(f"{where}: stored_row and sorted_index must be integers") from None
+    if sorted(stored.tolist()) != list(range(st.n_sounds)):
+        raise ParameterError(f"{where}: stored_row is not a permutation of 0..{st.n_sounds - 1}")
+    expected = np.array([names.index(f) for f in files])
+    if not np.array_equal(index, expected):
+        k = int(np.flatnonzero(index != expected)[0])
+        raise ParameterError(
+            f"{where}: {files[k]} has sorted_index {index[k]} but is file {expected[k]} in sorted order"
+        )
+    order = np.empty(st.n_sounds, dtype=int)
+    order[index] = stored
+    return order
+
+
+def stft_row_order(study: Union[str, "Study"], *, data_dir: Optional[PathLike] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Row order of the stored ``stft`` found from the sounds (the check of the file).
+
+    Matches the stored ``stft`` rows to GEAR's own time-averaged STFT of each sound file
+    (Hungarian assignment on per-row correlation).
+
+    Returns
+    -------
+    order : np.ndarray of int, shape (n_sounds,)
+        ``stored_stft[order]`` is in sorted file order.
+    correlations : np.ndarray, shape (n_sounds,)
+        Correlation of each matched pair of rows.
     """
     from embeddings.timefeatures import reference_row_order, study_features
 
     st = _as_study(study, data_dir)
     stored = load_features(st, "stft", realign=False)
     ours = study_features(st.sound_paths, "stft")
-    order, correlations = reference_row_order(ours, stored)
-    if correlations.min() < 0.999:
-        raise ParameterError(
-            f"{st.name}: stored stft rows do not match the sound files (min correlation "
-            f"{correlations.min():.4f}); check the features folder"
-        )
-    return order
+    return reference_row_order(ours, stored)
+
+
+def row_order_agreement(study: Union[str, "Study"], *, data_dir: Optional[PathLike] = None) -> dict:
+    """Agreement of :data:`ROW_ORDER_FILE` with the order found by STFT matching.
+
+    Returns
+    -------
+    dict
+        ``study``, ``n_sounds``, ``n_agree`` (rows placed identically), ``disagree`` (file
+        names placed differently; in Grey1978 ``S2t`` and ``C2t`` have identical spectra),
+        ``min_correlation`` of the matching.
+    """
+    st = _as_study(study, data_dir)
+    found, corr = stft_row_order(st)
+    given = read_row_order(st)
+    diff = np.flatnonzero(found != given)
+    return {
+        "study": st.name,
+        "n_sounds": st.n_sounds,
+        "n_agree": int(st.n_sounds - diff.size),
+        "disagree": [st.sound_paths[k].name for k in diff],
+        "min_correlation": float(np.min(corr)),
+    }
 
 
 def load_features(
@@ -384,8 +541,8 @@ def load_features(
         Folder name under ``features/`` (``auditory_spectrum``, ``stmf``, ...).
     data_dir : path-like, optional
     realign : bool
-        Put the rows of :data:`REALIGNED_BY_STFT` representations back in sorted file
-        order (their stored order is another one; see :func:`stft_row_order`).
+        Put the rows of ``realigned`` representations back in sorted file order with the
+        explicit row order of :data:`ROW_ORDER_FILE` (:func:`read_row_order`).
 
     Returns
     -------
@@ -416,13 +573,13 @@ def load_features(
         )
     if feats.shape[0] != st.n_sounds:
         raise ParameterError(
-            f"{path} has {feats.shape[0]} rows but study {st.name} has {st.n_sounds} sounds; "
-            "one row per sound file in sorted order"
+            f"study {st.name}: feature file {path} has {feats.shape[0]} rows but the study has "
+            f"{st.n_sounds} sounds; one row per sound file"
         )
     if not np.all(np.isfinite(feats)):
         raise ParameterError(f"{path}: features contain NaN or infinite values; recompute them")
-    if realign and representation in REALIGNED_BY_STFT:
-        feats = feats[stft_row_order(st)]
+    if realign and representation_alignment(representation, data_dir=st.data_dir) == "realigned":
+        feats = feats[read_row_order(st)]
     return feats
 
 

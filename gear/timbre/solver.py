@@ -250,6 +250,35 @@ class ConeProblem:
         self.AT = np.ascontiguousarray((A[:, self.keep] / self.norms).T)
         self.n_constant = int(self.n_features - self.keep.size)
 
+    @classmethod
+    def from_transposed(cls, XT: np.ndarray, *, constant_rtol: float = 1e-12) -> "ConeProblem":
+        """The same problem from the transposed pair matrix ``XT = X.T``.
+
+        Parameters
+        ----------
+        XT : np.ndarray, shape (n_features, n_pairs), float64
+            C-contiguous (e.g. ``XT_all[:, train_pairs]``); it is centred in place.
+
+        Every step runs along contiguous rows, which is several times faster than
+        ``ConeProblem(X)`` for tens of thousands of features (cross-validation folds).
+        """
+        XT = np.asarray(XT, dtype=float)
+        if XT.ndim != 2 or XT.shape[1] < 3:
+            raise ParameterError(f"pair matrix has shape {XT.T.shape}; need (n_pairs >= 3, n_features)")
+        self = cls.__new__(cls)
+        self.n_features, self.n_pairs = XT.shape
+        raw = np.sqrt(np.einsum("ij,ij->i", XT, XT))
+        XT -= XT.mean(axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", XT, XT))
+        keep = (norms > constant_rtol * np.maximum(raw, np.finfo(float).tiny)) & (norms > 0)
+        self.keep = np.flatnonzero(keep)
+        self.norms = norms[self.keep]
+        AT = XT[self.keep] if self.keep.size < self.n_features else XT
+        AT /= self.norms[:, None]
+        self.AT = np.ascontiguousarray(AT)
+        self.n_constant = int(self.n_features - self.keep.size)
+        return self
+
     @property
     def A(self) -> np.ndarray:
         """Centred unit-norm pair columns, shape (n_pairs, n_kept) (a view of ``AT``)."""
@@ -419,7 +448,30 @@ def _one_blas_thread():
     return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
-def _active_set(AT: np.ndarray, b: np.ndarray, *, tol: float, max_iter: int, chunk: Optional[int] = None):
+def _warm_passive(AT: np.ndarray, b: np.ndarray, init) -> Tuple[list, Optional[tuple]]:
+    """A feasible starting passive set from candidate columns ``init`` (best first).
+
+    Solves least squares on the candidates and drops those with a non-positive coefficient
+    until all are positive (any such set is a valid start of the Lawson-Hanson iterations,
+    which then run to the same KKT point). Returns ``(passive, (Q, R, z))`` or ``([], None)``.
+    """
+    m = AT.shape[1]
+    passive = [int(j) for j in init][:m]
+    while passive:
+        Q, R = np.linalg.qr(AT[passive].T)
+        d = np.abs(np.diag(R))
+        if d.min() <= 1e-10 * max(d.max(), np.finfo(float).tiny):
+            return [], None  # (nearly) dependent candidates: start cold
+        z = scipy.linalg.solve_triangular(R, Q.T @ b, check_finite=False)
+        if np.all(z > 0):
+            return passive, (Q, R, z)
+        passive = [j for j, zj in zip(passive, z) if zj > 0]
+    return [], None
+
+
+def _active_set(
+    AT: np.ndarray, b: np.ndarray, *, tol: float, max_iter: int, chunk: Optional[int] = None, init=None
+):
     """Lawson-Hanson active set for ``min_{u >= 0} ||A u - b||`` with unit-norm columns.
 
     ``AT`` is ``A.T`` (shape (n_columns, n_rows), C-contiguous). The passive columns are
@@ -427,6 +479,9 @@ def _active_set(AT: np.ndarray, b: np.ndarray, *, tol: float, max_iter: int, chu
     priced on a working set of at most about ``3 * chunk`` columns, and the whole matrix is
     priced (one ``AT @ r``) only when the working set has no violator left (column
     generation), which suits ``n_rows << n_columns``.
+
+    ``init`` (optional) lists candidate columns, best first, for a warm start
+    (:func:`_warm_passive`), e.g. the support of a solution on nearly the same rows.
 
     Returns ``(u, n_iter, n_pricing_passes, converged)``.
     """
@@ -443,12 +498,22 @@ def _active_set(AT: np.ndarray, b: np.ndarray, *, tol: float, max_iter: int, chu
         work = np.arange(n)
     else:
         work = np.argpartition(-g, chunk)[:chunk]
-    ATw = np.ascontiguousarray(AT[work])
     in_passive = np.zeros(n, dtype=bool)
     qr = _QR(m, b)
     passive: list = []  # global column indices, in QR order
     blocked = np.zeros(n, dtype=bool)
     r = b.copy()
+    if init is not None and len(init):
+        passive, start = _warm_passive(AT, b, init)
+        if passive:
+            Q, R, z = start
+            k = len(passive)
+            qr.QT[:k], qr.R[:k, :k], qr.qtb[:k], qr.k = Q.T, R, Q.T @ b, k
+            u[passive] = z
+            in_passive[passive] = True
+            r = b - Q @ qr.qtb[:k]
+            work = np.union1d(work, passive)
+    ATw = np.ascontiguousarray(AT[work])
     n_iter = 0
     converged = False
     while n_iter < max_iter:
@@ -611,6 +676,7 @@ def solve_exact(
     tol: float = 1e-10,
     max_iter: Optional[int] = None,
     problem: Optional[ConeProblem] = None,
+    warm_start: Optional[np.ndarray] = None,
 ) -> Solution:
     """Global maximiser of ``P(X v, s)`` over ``v >= 0``, with its KKT certificate.
 
@@ -626,6 +692,10 @@ def solve_exact(
         Active-set iteration cap (default ``30 * n_pairs + 100``).
     problem : ConeProblem, optional
         ``ConeProblem(X)`` prepared beforehand (then ``X`` may be ``None``).
+    warm_start : np.ndarray, shape (n_features,), optional
+        Weights of a nearby problem (e.g. the same features on most of the same pairs):
+        their support, largest first, starts the active set. The optimum and its
+        certificate are the same; only the number of iterations changes.
 
     Returns
     -------
@@ -637,8 +707,13 @@ def solve_exact(
     problem = problem if problem is not None else ConeProblem(X)
     b = problem.centred_ratings(s)
     max_iter = max_iter or 30 * problem.n_pairs + 100
+    init = None
+    if warm_start is not None:
+        w = np.asarray(warm_start, dtype=float)[problem.keep]
+        init = np.flatnonzero(w > 0)
+        init = init[np.argsort(-w[init] * problem.norms[init], kind="stable")]
     with _one_blas_thread():
-        u, it, _, ok = _active_set(problem.AT, b, tol=tol, max_iter=max_iter)
+        u, it, _, ok = _active_set(problem.AT, b, tol=tol, max_iter=max_iter, init=init)
     v = problem.to_v(u)
     if not np.any(v > 0):
         warnings.warn(

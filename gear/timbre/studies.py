@@ -1,7 +1,13 @@
-"""The studies of the timbre module: explained variance and robustness to noisy ratings.
+"""The studies of the timbre module: explained variance (in- and out-of-sample), rank
+metrics, published versus corrected values and robustness to noisy ratings.
 
-* :func:`explained_variance_table`: ``P^2`` per study x representation x mode
-  (``explained_variance.csv`` + ``explained_variance.html``).
+* :func:`explained_variance_table`: ``P^2`` per study x representation x mode, in-sample
+  (``exact``, ``faithful-*``, ``pearson-d``) and out-of-sample (``exact-loso``,
+  ``exact-kfold``) side by side (``explained_variance.csv`` + ``.html``).
+* :func:`rank_metrics_table`: fixed-distance rank metrics after timbremetrics
+  (``rank_metrics.csv``).
+* :func:`published_table`: published ``P^2`` against GEAR faithful, exact and
+  out-of-sample (``published.csv`` + ``.html``).
 * :func:`robustness_study`: after Pascal & Lagrange (EUSIPCO 2024), learn on degraded
   ratings ``y = clip(s + delta * xi, 0, 1)`` (``"absolute"``, the published formula) or
   ``y = clip(s + delta * std(s) * xi, 0, 1)`` (``"relative"``, the authors' notebook),
@@ -10,15 +16,17 @@
   ``robustness.html``).
 
 Representations are the folders of ``<data>/features/`` or any model of the zoo
-(:func:`zoo_features`, through the HEAR API). Results are cached per (study,
-representation, mode or noise convention) under ``<out>/cache/`` with atomic writes, so
-an interrupted run resumes where it stopped.
+(:func:`zoo_features`, through the HEAR API). Each carries its alignment label
+(:func:`gear.timbre.data.representation_alignment`, a column of every CSV); ``unaligned``
+ones are left out unless asked for. Every study runs through one loop
+(:func:`_run_grid`): features are loaded first (bad input fails before anything is
+cached), then each pure computation is cached by content hash with :class:`joblib.Memory`
+under ``<out>/cache/``, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
-import html
+import dataclasses
 import io
 import json
 import zlib
@@ -30,16 +38,21 @@ import numpy as np
 
 from gear.errors import ParameterError
 from gear.files import atomic_write_bytes, atomic_write_text
+from gear.timbre import pages
 from gear.timbre.data import (
+    REFERENCE_ALIGNMENT,
     PathLike,
     Study,
     _as_study,
+    alignment_labels,
     list_representations,
     list_studies,
     load_audio,
     load_features,
     load_study,
 )
+from gear.timbre.published import PUBLISHED
+from gear.timbre.rankmetrics import DISTANCES, METRICS, rank_metrics
 from gear.timbre.solver import (
     MODES,
     ConeProblem,
@@ -50,11 +63,15 @@ from gear.timbre.solver import (
     solve_faithful,
     solve_pearson_d,
 )
+from gear.timbre.validation import OUT_OF_SAMPLE_MODES, describe_validation, out_of_sample
 
 __all__ = [
     "DEFAULT_DELTAS",
     "NOISE_CONVENTIONS",
+    "TABLE_MODES",
     "TABLE_COLUMNS",
+    "RANK_COLUMNS",
+    "PUBLISHED_COLUMNS",
     "ROBUSTNESS_COLUMNS",
     "AUC_COLUMNS",
     "degrade_ratings",
@@ -62,11 +79,12 @@ __all__ = [
     "zoo_features",
     "representation_features",
     "fit_explained_variance",
+    "fit_any",
     "robustness_curves",
     "explained_variance_table",
+    "rank_metrics_table",
+    "published_table",
     "robustness_study",
-    "write_table_html",
-    "write_robustness_html",
 ]
 
 #: The 9 noise levels of Pascal & Lagrange, log-spaced in [0.1, 10].
@@ -76,14 +94,19 @@ DEFAULT_DELTAS = tuple(float(d) for d in np.logspace(-1, 1, 9))
 #: by the study's rating spread, y = clip(s + delta std(s) xi, 0, 1) (authors' notebook).
 NOISE_CONVENTIONS = ("absolute", "relative")
 
-#: Columns of ``explained_variance.csv`` (stable output).
-TABLE_COLUMNS = ("study", "representation", "mode", "p2")
-#: Columns of ``robustness.csv``: the stable five, then the noise convention.
-ROBUSTNESS_COLUMNS = ("study", "representation", "delta", "realisation", "p2", "noise")
-#: Columns of ``robustness_auc.csv``: the stable three, then the convention and delta_bar.
-AUC_COLUMNS = ("study", "representation", "auc", "noise", "delta_bar")
+#: Modes of the explained-variance table: in-sample, then out-of-sample.
+TABLE_MODES = tuple(MODES) + tuple(OUT_OF_SAMPLE_MODES)
 
-_CACHE_VERSION = 1
+#: Columns of ``explained_variance.csv``.
+TABLE_COLUMNS = ("study", "representation", "alignment", "mode", "p2", "validation")
+#: Columns of ``rank_metrics.csv``.
+RANK_COLUMNS = ("study", "representation", "alignment", "distance", "metric", "value")
+#: Columns of ``published.csv``.
+PUBLISHED_COLUMNS = ("study", "representation", "alignment", "published", "faithful", "exact", "out_of_sample")
+#: Columns of ``robustness.csv``.
+ROBUSTNESS_COLUMNS = ("study", "representation", "alignment", "delta", "realisation", "p2", "noise")
+#: Columns of ``robustness_auc.csv``.
+AUC_COLUMNS = ("study", "representation", "alignment", "auc", "noise", "delta_bar")
 
 
 # ------------------------------------------------------------------------------ files
@@ -108,34 +131,6 @@ def _fmt(value):
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.6g}" if abs(value) >= 1e-3 or value == 0 else f"{float(value):.6e}"
     return value
-
-
-def _fingerprint(*arrays: np.ndarray, params: dict) -> str:
-    h = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(a, dtype=np.float64)
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def _read_cache(path: Path, key: str) -> Optional[list]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if data.get("version") != _CACHE_VERSION or data.get("key") != key:
-        return None
-    return data.get("rows")
-
-
-def _write_cache(path: Path, key: str, rows: list, meta: dict) -> None:
-    atomic_write_text(
-        path,
-        json.dumps({"version": _CACHE_VERSION, "key": key, "meta": meta, "rows": rows}, default=float),
-    )
 
 
 def _safe(name: str) -> str:
@@ -456,28 +451,156 @@ def robustness_curves(
 # ----------------------------------------------------------------------- the studies
 
 
-def _select(studies, representations, data_dir, zoo):
+def _select(studies, representations, data_dir, zoo, include_unaligned=False):
+    """Studies, representations and their alignment labels; unaligned sets are left out
+    unless ``include_unaligned`` (then they stay, labelled, as a shuffled-pairing control)."""
     all_studies = list_studies(data_dir)
     studies = list(studies) if studies else all_studies
     for s in studies:
         if s not in all_studies:
             raise ParameterError(f"unknown study {s!r}; known: {', '.join(all_studies)}")
-    reps = list(representations) if representations is not None else list_representations(data_dir)
+    labels = alignment_labels(data_dir)
+    explicit = representations is not None
+    reps = list(representations) if explicit else list_representations(data_dir)
     reps = reps + [z for z in zoo if z not in reps]
+    unaligned = [r for r in reps if r not in zoo and labels.get(r, "aligned") == "unaligned"]
+    if unaligned and not include_unaligned:
+        if explicit:
+            raise ParameterError(
+                f"{', '.join(unaligned)}: rows not aligned with the ratings (see the data README, "
+                "'Row order'); pass --include-unaligned (include_unaligned=True) to show them, "
+                "labelled, as a shuffled-pairing control"
+            )
+        reps = [r for r in reps if r not in unaligned]
     if not reps:
         raise ParameterError("no representation selected: give --representations or --zoo")
-    return studies, reps
+    return studies, reps, {r: ("aligned" if r in zoo else labels.get(r, "aligned")) for r in reps}
 
 
-def _parallel(n_jobs: int):
-    from joblib import Parallel
-
-    return Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+def _keyed(func, key, kwargs):
+    return key, func(**kwargs)
 
 
-def _table_task(study, representation, mode, features, ratings, random_state):
-    out = fit_explained_variance(features, ratings, mode, random_state=random_state)
-    return study, representation, mode, out
+def _run_grid(
+    func: Callable[..., object],
+    jobs: Sequence[Tuple[tuple, dict]],
+    *,
+    cache_dir: Path,
+    n_jobs: int,
+    noun: str,
+    progress: Optional[Callable[[str], None]],
+    describe: Callable[[tuple, object], str],
+) -> Dict[tuple, object]:
+    """The one cache -> parallel loop of the timbre studies.
+
+    ``func(**kwargs)`` must be a pure function of its arguments: its results are cached by
+    content hash with :class:`joblib.Memory` under ``cache_dir`` (atomic writes, so an
+    interrupted run resumes), and the calls not in the cache run in ``n_jobs`` joblib
+    workers. Returns ``{key: result}`` for every job.
+    """
+    from joblib import Memory, Parallel, delayed
+
+    cached = Memory(str(cache_dir), verbose=0).cache(func)
+    in_cache = [cached.check_call_in_cache(**kw) for _, kw in jobs]
+    hits = [job for job, hit in zip(jobs, in_cache) if hit]
+    todo = [job for job, hit in zip(jobs, in_cache) if not hit]
+    results = {k: cached(**kw) for k, kw in hits}
+    if progress and hits:
+        progress(f"{len(hits)} {noun} found in the cache, {len(todo)} to run")
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    for key, out in parallel(delayed(_keyed)(cached, k, kw) for k, kw in todo):
+        results[key] = out
+        if progress:
+            progress(describe(key, out))
+    return results
+
+
+def _grid_features(studies, reps, source) -> Tuple[Dict[str, Study], Dict[Tuple[str, str], np.ndarray]]:
+    """Load every study and its features first, so that bad input fails before anything
+    is computed or cached."""
+    objs, feats = {}, {}
+    for name in studies:
+        objs[name] = load_study(name, data_dir=source.data_dir, check_audio=False)
+        for rep in reps:
+            feats[(name, rep)] = source(objs[name], rep)
+    return objs, feats
+
+
+@dataclasses.dataclass
+class _Grid:
+    studies: List[str]
+    reps: List[str]
+    labels: Dict[str, str]
+    objs: Dict[str, Study]
+    results: Dict[tuple, object]
+
+
+def _study_grid(
+    func: Callable[..., object],
+    make_jobs: Callable[..., list],
+    *,
+    out_dir: Path,
+    studies,
+    representations,
+    zoo=(),
+    data_dir=None,
+    models_dir=None,
+    include_unaligned: bool = False,
+    n_jobs: int = 1,
+    noun: str,
+    describe: Callable[[tuple, object], str],
+    progress=None,
+) -> _Grid:
+    """The one select -> load -> cache -> parallel loop of every timbre study.
+
+    Selects the studies and representations (:func:`_select`), loads every study's
+    features (bad input fails here, before anything is cached), builds the jobs with
+    ``make_jobs(studies, reps, objs, feats)`` and runs them through :func:`_run_grid`.
+    """
+    studies, reps, labels = _select(studies, representations, data_dir, zoo, include_unaligned)
+    source = _FeatureSource(data_dir, models_dir, out_dir / "cache", zoo)
+    for r in reps:
+        source.check(r)
+    objs, feats = _grid_features(studies, reps, source)
+    jobs = make_jobs(studies, reps, objs, feats)
+    results = _run_grid(func, jobs, cache_dir=out_dir / "cache", n_jobs=n_jobs, noun=noun,
+                        progress=progress, describe=describe)
+    return _Grid(studies, reps, labels, objs, results)
+
+
+def _write_csv(out_dir: Path, name: str, columns: Sequence[str], rows: List[dict]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / name, _csv_text(columns, rows))
+
+
+def _describe_fit(key, out) -> str:
+    return f"{key[0]:24s} {key[1]:18s} {key[2]:15s} P2 = {out['p2']:.3f}"
+
+
+def fit_any(features, ratings, mode: str, random_state=None, n_splits=None, seed=None) -> dict:
+    """One in-sample fit (:data:`~gear.timbre.solver.MODES`) or one cross-validated one
+    (:data:`~gear.timbre.validation.OUT_OF_SAMPLE_MODES`); the arguments a mode does not use
+    are ``None`` (so that they do not enter its cache key)."""
+    if mode in OUT_OF_SAMPLE_MODES:
+        return out_of_sample(features, ratings, mode=mode, n_splits=n_splits or 5, seed=seed or 0)
+    out = fit_explained_variance(features, ratings, mode, random_state=random_state or 0)
+    out["validation"] = describe_validation(mode)
+    return out
+
+
+def _table_jobs(studies, reps, modes, objs, feats, random_state, n_splits, seed):
+    jobs = []
+    for mode in modes:
+        extra = {
+            "random_state": random_state if mode == "faithful-random" else None,
+            "n_splits": n_splits if mode == "exact-kfold" else None,
+            "seed": seed if mode == "exact-kfold" else None,
+        }
+        for s in studies:
+            for r in reps:
+                kw = {"features": feats[(s, r)], "ratings": objs[s].ratings, "mode": mode, **extra}
+                jobs.append(((s, r, mode), kw))
+    return jobs
 
 
 def explained_variance_table(
@@ -485,19 +608,23 @@ def explained_variance_table(
     out_dir: PathLike,
     studies: Optional[Sequence[str]] = None,
     representations: Optional[Sequence[str]] = None,
-    modes: Sequence[str] = ("exact",),
+    modes: Sequence[str] = ("exact", "exact-loso"),
     zoo: Sequence[str] = (),
     data_dir: Optional[PathLike] = None,
     models_dir: Optional[PathLike] = None,
     n_jobs: int = 1,
     random_state: int = 0,
+    n_splits: int = 5,
+    seed: int = 0,
+    include_unaligned: bool = False,
     progress: Optional[Callable[[str], None]] = None,
 ) -> List[dict]:
-    """Explained variance per study x representation x mode.
+    """Explained variance per study x representation x mode, in- and out-of-sample.
 
-    Writes ``<out_dir>/explained_variance.csv`` (columns ``study,representation,mode,p2``)
-    and ``<out_dir>/explained_variance.html`` (per mode a table with medians and
-    interquartile ranges), caching each fit under ``<out_dir>/cache/table/``.
+    Writes ``<out_dir>/explained_variance.csv`` (:data:`TABLE_COLUMNS`) and
+    ``<out_dir>/explained_variance.html`` (per mode a table with medians and interquartile
+    ranges, and the ranking of the representations by their median out-of-sample ``P^2``
+    when an out-of-sample mode ran), caching each fit under ``<out_dir>/cache/``.
 
     Parameters
     ----------
@@ -505,9 +632,10 @@ def explained_variance_table(
     studies : sequence of str, optional
         Default: every study of ``data_dir``.
     representations : sequence of str, optional
-        Default: every folder of ``<data_dir>/features``.
+        Default: every folder of ``<data_dir>/features`` except the unaligned ones.
     modes : sequence of str
-        Among ``exact``, ``faithful-warm``, ``faithful-random``, ``pearson-d``.
+        In-sample: ``exact``, ``faithful-warm``, ``faithful-random``, ``pearson-d``;
+        out-of-sample: ``exact-loso``, ``exact-kfold`` (:mod:`gear.timbre.validation`).
     zoo : sequence of str
         Zoo model names added as representations.
     data_dir, models_dir : path-like, optional
@@ -515,6 +643,10 @@ def explained_variance_table(
         joblib workers.
     random_state : int
         Seed of ``faithful-random``.
+    n_splits, seed : int
+        Folds and shuffling seed of ``exact-kfold``.
+    include_unaligned : bool
+        Keep the ``unaligned`` representations (labelled) as a shuffled-pairing control.
     progress : callable(str), optional
         Called with one line per finished fit (the CLI prints it).
 
@@ -524,56 +656,114 @@ def explained_variance_table(
         One row per fit: the CSV columns plus diagnostics.
     """
     for mode in modes:
-        if mode not in MODES:
-            raise ParameterError(f"mode={mode!r}; use one of {', '.join(MODES)}")
+        if mode not in TABLE_MODES:
+            raise ParameterError(f"mode={mode!r}; use one of {', '.join(TABLE_MODES)}")
     out_dir = Path(out_dir)
-    cache = out_dir / "cache"
-    studies, reps = _select(studies, representations, data_dir, zoo)
-    source = _FeatureSource(data_dir, models_dir, cache, zoo)
-    for r in reps:
-        source.check(r)
-    results: Dict[Tuple[str, str, str], dict] = {}
-    tasks = []
-    keys = {}
-    for st_name in studies:
-        st = load_study(st_name, data_dir=data_dir, check_audio=False)
-        for rep in reps:
-            feats = source(st, rep)
-            for mode in modes:
-                params = {"mode": mode, "random_state": random_state if mode == "faithful-random" else None}
-                key = _fingerprint(feats, st.ratings, params=params)
-                path = cache / "table" / _safe(mode) / _safe(st_name) / f"{_safe(rep)}.json"
-                rows = _read_cache(path, key)
-                if rows:
-                    results[(st_name, rep, mode)] = rows[0]
-                    continue
-                keys[(st_name, rep, mode)] = (path, key)
-                tasks.append((st_name, rep, mode, feats, st.ratings))
-    if progress and results:
-        progress(f"{len(results)} fits found in the cache, {len(tasks)} to run")
-    if tasks:
-        from joblib import delayed
-
-        for st_name, rep, mode, out in _parallel(n_jobs)(
-            delayed(_table_task)(a, b, c, f, s, random_state) for a, b, c, f, s in tasks
-        ):
-            row = {"study": st_name, "representation": rep, "mode": mode, **out}
-            path, key = keys[(st_name, rep, mode)]
-            _write_cache(path, key, [row], {"study": st_name, "representation": rep, "mode": mode})
-            results[(st_name, rep, mode)] = row
-            if progress:
-                progress(f"{st_name:24s} {rep:18s} {mode:15s} P2 = {row['p2']:.3f}  ({row['seconds']:.2f} s)")
-    rows = [results[(s, r, m)] for m in modes for s in studies for r in reps]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "explained_variance.csv", _csv_text(TABLE_COLUMNS, rows))
-    write_table_html(rows, out_dir / "explained_variance.html")
+    g = _study_grid(
+        fit_any, lambda s, r, o, f: _table_jobs(s, r, modes, o, f, random_state, n_splits, seed),
+        out_dir=out_dir, studies=studies, representations=representations, zoo=zoo, data_dir=data_dir,
+        models_dir=models_dir, include_unaligned=include_unaligned, n_jobs=n_jobs, noun="fits",
+        describe=_describe_fit, progress=progress,
+    )
+    rows = [
+        {"study": s, "representation": r, "alignment": g.labels[r], "mode": m, **g.results[(s, r, m)]}
+        for m in modes for s in g.studies for r in g.reps
+    ]
+    _write_csv(out_dir, "explained_variance.csv", TABLE_COLUMNS, rows)
+    pages.write_table_html(rows, out_dir / "explained_variance.html")
     return rows
 
 
-def _robustness_task(study, representation, features, ratings, deltas, n_realisations, noise, seed):
-    return study, representation, robustness_curves(
-        features, ratings, study=study, deltas=deltas, n_realisations=n_realisations, noise=noise, seed=seed
+def rank_metrics_table(
+    *,
+    out_dir: PathLike,
+    studies: Optional[Sequence[str]] = None,
+    representations: Optional[Sequence[str]] = None,
+    zoo: Sequence[str] = (),
+    distances: Sequence[str] = tuple(DISTANCES),
+    metrics: Sequence[str] = tuple(METRICS),
+    data_dir: Optional[PathLike] = None,
+    models_dir: Optional[PathLike] = None,
+    n_jobs: int = 1,
+    include_unaligned: bool = False,
+    progress: Optional[Callable[[str], None]] = None,
+) -> List[dict]:
+    """Fixed-distance rank metrics (:mod:`gear.timbre.rankmetrics`) for every study and
+    representation; writes ``<out_dir>/rank_metrics.csv`` (:data:`RANK_COLUMNS`).
+
+    Returns
+    -------
+    list of dict
+        One row per study x representation x distance x metric.
+    """
+    out_dir = Path(out_dir)
+
+    def make_jobs(studies, reps, objs, feats):
+        return [((s, r), {"features": feats[(s, r)], "ratings_matrix": objs[s].ratings_matrix,
+                          "distances": tuple(distances), "metrics": tuple(metrics)})
+                for s in studies for r in reps]
+
+    g = _study_grid(
+        rank_metrics, make_jobs, out_dir=out_dir, studies=studies, representations=representations, zoo=zoo,
+        data_dir=data_dir, models_dir=models_dir, include_unaligned=include_unaligned, n_jobs=n_jobs,
+        noun="rank-metric sets", describe=lambda k, o: f"{k[0]:24s} {k[1]:18s} rank metrics", progress=progress,
     )
+    rows = [
+        {"study": s, "representation": r, "alignment": g.labels[r], **m}
+        for s in g.studies for r in g.reps for m in g.results[(s, r)]
+    ]
+    _write_csv(out_dir, "rank_metrics.csv", RANK_COLUMNS, rows)
+    return rows
+
+
+def published_table(
+    *,
+    out_dir: PathLike,
+    studies: Optional[Sequence[str]] = None,
+    published: Optional[Dict[Tuple[str, str], float]] = None,
+    data_dir: Optional[PathLike] = None,
+    n_jobs: int = 1,
+    progress: Optional[Callable[[str], None]] = None,
+) -> List[dict]:
+    """Published ``P^2`` next to GEAR's faithful, exact and out-of-sample (``exact-loso``)
+    values, with the alignment label; writes ``<out_dir>/published.csv``
+    (:data:`PUBLISHED_COLUMNS`) and ``published.html``.
+
+    The faithful procedure (minutes per fit on STMF and MERT concat) runs only where a
+    published value is known.
+
+    Parameters
+    ----------
+    published : dict, optional
+        ``{(study, representation): P^2}``; default :data:`gear.timbre.published.PUBLISHED`.
+    """
+    published = dict(PUBLISHED if published is None else published)
+    out_dir = Path(out_dir)
+    known = list(REFERENCE_ALIGNMENT)
+    reps = sorted({r for _, r in published}, key=lambda r: (known.index(r) if r in known else len(known), r))
+    modes = {"exact": "exact", "exact-loso": "out_of_sample"}
+
+    def make_jobs(studies, reps, objs, feats):
+        jobs = _table_jobs(studies, reps, list(modes), objs, feats, None, None, None)
+        return jobs + [((s, r, "faithful-warm"), {"features": feats[(s, r)], "ratings": objs[s].ratings,
+                                                  "mode": "faithful-warm"})
+                       for s in studies for r in reps if (s, r) in published]
+
+    g = _study_grid(
+        fit_any, make_jobs, out_dir=out_dir, studies=studies, representations=reps, data_dir=data_dir,
+        include_unaligned=True, n_jobs=n_jobs, noun="fits", describe=_describe_fit, progress=progress,
+    )
+    rows = []
+    for r in g.reps:
+        for s in g.studies:
+            faithful = g.results.get((s, r, "faithful-warm"))
+            row = {"study": s, "representation": r, "alignment": g.labels[r],
+                   "published": published.get((s, r), ""), "faithful": faithful["p2"] if faithful else ""}
+            row.update({col: g.results[(s, r, m)]["p2"] for m, col in modes.items()})
+            rows.append(row)
+    _write_csv(out_dir, "published.csv", PUBLISHED_COLUMNS, rows)
+    pages.write_published_html(rows, out_dir / "published.html")
+    return rows
 
 
 def robustness_study(
@@ -589,6 +779,7 @@ def robustness_study(
     data_dir: Optional[PathLike] = None,
     models_dir: Optional[PathLike] = None,
     n_jobs: int = 1,
+    include_unaligned: bool = False,
     progress: Optional[Callable[[str], None]] = None,
 ) -> Tuple[List[dict], List[dict]]:
     """Robustness of the learned metric to noisy ratings (Pascal & Lagrange 2024).
@@ -597,14 +788,14 @@ def robustness_study(
     ``y = clip(s + delta * xi, 0, 1)`` (``noise="absolute"``) or
     ``y = clip(s + delta * std(s) * xi, 0, 1)`` (``noise="relative"``) and report
     ``P(d_{w_delta}^2, s)^2`` against the clean ratings. The noise of a (study, delta,
-    realisation) is the same for every representation.
+    realisation) is the same for every representation. Unaligned representations are left
+    out unless ``include_unaligned``.
 
-    Writes ``robustness.csv`` (``study,representation,delta,realisation,p2,noise``),
-    ``robustness_auc.csv`` (``study,representation,auc,noise,delta_bar``; AUC of the mean
-    curve over ``log10 delta``, trapezoid), ``robustness.json`` (metadata: convention,
-    deltas, seed) and ``robustness.html`` (interactive Plotly curves, plotly.js embedded,
-    ``delta_bar = 0.1 sqrt(m_subjects)`` marked), caching each (study, representation)
-    under ``<out_dir>/cache/robustness/<noise>/``.
+    Writes ``robustness.csv`` (:data:`ROBUSTNESS_COLUMNS`), ``robustness_auc.csv``
+    (:data:`AUC_COLUMNS`; AUC of the mean curve over ``log10 delta``, trapezoid),
+    ``robustness.json`` (metadata: convention, deltas, seed) and ``robustness.html``
+    (interactive Plotly curves, plotly.js embedded, ``delta_bar = 0.1 sqrt(m_subjects)``
+    marked), caching each (study, representation) under ``<out_dir>/cache/``.
 
     Returns
     -------
@@ -618,78 +809,52 @@ def robustness_study(
     if int(n_realisations) < 1:
         raise ParameterError(f"n_realisations={n_realisations}; it must be >= 1")
     out_dir = Path(out_dir)
-    cache = out_dir / "cache"
-    studies, reps = _select(studies, representations, data_dir, zoo)
-    source = _FeatureSource(data_dir, models_dir, cache, zoo)
-    for r in reps:
-        source.check(r)
-    params = {"deltas": deltas, "n_realisations": int(n_realisations), "noise": noise, "seed": int(seed),
-              "mode": "exact"}
-    study_objs = {}
-    results: Dict[Tuple[str, str], list] = {}
-    tasks, keys = [], {}
-    for st_name in studies:
-        st = load_study(st_name, data_dir=data_dir, check_audio=False)
-        study_objs[st_name] = st
-        for rep in reps:
-            feats = source(st, rep)
-            key = _fingerprint(feats, st.ratings, params=params)
-            path = cache / "robustness" / noise / _safe(st_name) / f"{_safe(rep)}.json"
-            rows = _read_cache(path, key)
-            if rows:
-                results[(st_name, rep)] = rows
-                continue
-            keys[(st_name, rep)] = (path, key)
-            tasks.append((st_name, rep, feats, st.ratings))
-    if progress and results:
-        progress(f"{len(results)} (study, representation) curves found in the cache, {len(tasks)} to run")
-    if tasks:
-        from joblib import delayed
+    params = {"deltas": deltas, "n_realisations": int(n_realisations), "noise": noise, "seed": int(seed)}
 
-        for st_name, rep, rows in _parallel(n_jobs)(
-            delayed(_robustness_task)(a, b, f, s, deltas, n_realisations, noise, seed) for a, b, f, s in tasks
-        ):
-            rows = [{"study": st_name, "representation": rep, "noise": noise, **r} for r in rows]
-            path, key = keys[(st_name, rep)]
-            _write_cache(path, key, rows, {"study": st_name, "representation": rep, "noise": noise, **params})
-            results[(st_name, rep)] = rows
-            if progress:
-                auc = robustness_auc(deltas, _p2_matrix(rows, deltas, n_realisations))
-                progress(f"{st_name:24s} {rep:18s} AUC = {auc:.3f}")
-    rows = [r for s in studies for rep in reps for r in results[(s, rep)]]
-    auc_rows = []
-    for s in studies:
-        for rep in reps:
-            p2 = _p2_matrix(results[(s, rep)], deltas, n_realisations)
-            auc_rows.append(
-                {
-                    "study": s,
-                    "representation": rep,
-                    "auc": robustness_auc(deltas, p2),
-                    "noise": noise,
-                    "delta_bar": study_objs[s].delta_bar if study_objs[s].delta_bar is not None else "",
-                }
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "robustness.csv", _csv_text(ROBUSTNESS_COLUMNS, rows))
-    atomic_write_text(out_dir / "robustness_auc.csv", _csv_text(AUC_COLUMNS, auc_rows))
+    def make_jobs(studies, reps, objs, feats):
+        return [((s, r), {"features": feats[(s, r)], "ratings": objs[s].ratings, "study": s, **params})
+                for s in studies for r in reps]
+
+    def auc(curves):
+        return robustness_auc(deltas, _p2_matrix(curves, deltas, n_realisations))
+
+    g = _study_grid(
+        robustness_curves, make_jobs, out_dir=out_dir, studies=studies, representations=representations,
+        zoo=zoo, data_dir=data_dir, models_dir=models_dir, include_unaligned=include_unaligned, n_jobs=n_jobs,
+        noun="(study, representation) curves", describe=lambda k, o: f"{k[0]:24s} {k[1]:18s} AUC = {auc(o):.3f}",
+        progress=progress,
+    )
+    studies, reps, labels, objs = g.studies, g.reps, g.labels, g.objs
+    rows = [
+        {"study": s, "representation": r, "alignment": labels[r], "noise": noise, **row}
+        for s in studies for r in reps for row in g.results[(s, r)]
+    ]
+    auc_rows = [
+        {"study": s, "representation": r, "alignment": labels[r], "auc": auc(g.results[(s, r)]), "noise": noise,
+         "delta_bar": objs[s].delta_bar if objs[s].delta_bar is not None else ""}
+        for s in studies for r in reps
+    ]
+    _write_csv(out_dir, "robustness.csv", ROBUSTNESS_COLUMNS, rows)
+    _write_csv(out_dir, "robustness_auc.csv", AUC_COLUMNS, auc_rows)
     meta = {
         "noise": noise,
-        "noise_formula": _NOISE_FORMULA[noise],
+        "noise_formula": NOISE_FORMULA[noise],
         "deltas": deltas,
         "n_realisations": int(n_realisations),
         "seed": int(seed),
         "solver": "exact (certified cone projection)",
         "p2": "max(P, 0)^2 with P = P(d_w^2, s), w learned on the degraded ratings, s the clean ratings",
         "auc": "trapezoid area of the mean curve over log10(delta)",
-        "delta_bar": {s: study_objs[s].delta_bar for s in studies},
+        "alignment": labels,
+        "delta_bar": {s: objs[s].delta_bar for s in studies},
     }
     atomic_write_text(out_dir / "robustness.json", json.dumps(meta, indent=2))
-    write_robustness_html(rows, auc_rows, out_dir / "robustness.html", meta=meta)
+    pages.write_robustness_html(rows, auc_rows, out_dir / "robustness.html", meta=meta)
     return rows, auc_rows
 
 
-_NOISE_FORMULA = {
+#: The noise formulas, as written in the outputs.
+NOISE_FORMULA = {
     "absolute": "y = clip(s + delta * xi, 0, 1), xi ~ N(0, 1) i.i.d. (Pascal & Lagrange 2024, published)",
     "relative": "y = clip(s + delta * std(s) * xi, 0, 1), xi ~ N(0, 1) i.i.d. (authors' notebook)",
 }
@@ -701,158 +866,3 @@ def _p2_matrix(rows: List[dict], deltas: Sequence[float], n_realisations: int) -
     for r in rows:
         p2[index[float(r["delta"])], int(r["realisation"])] = float(r["p2"])
     return p2
-
-
-# ------------------------------------------------------------------------------- HTML
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0 2em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3} td.name,th.name{text-align:left}
-tr.summary td{font-weight:600;background:#fafafa}
-p.note{color:#555;max-width:60em}
-"""
-
-
-def _cell_colour(p2: float) -> str:
-    if not np.isfinite(p2):
-        return "#ffffff"
-    g = int(255 - 120 * max(0.0, min(1.0, p2)))
-    return f"rgb({g},{255},{g})"
-
-
-def _quartiles(vals: List[float]) -> Tuple[float, float]:
-    v = np.asarray([x for x in vals if np.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    q1, med, q3 = np.percentile(v, [25, 50, 75])
-    return float(med), float(q3 - q1)
-
-
-def write_table_html(rows: List[dict], path: PathLike) -> Path:
-    """Standalone HTML of the explained-variance table: one table per mode, studies x
-    representations, with the median and interquartile range of each column."""
-    modes = list(dict.fromkeys(r["mode"] for r in rows))
-    studies = list(dict.fromkeys(r["study"] for r in rows))
-    reps = list(dict.fromkeys(r["representation"] for r in rows))
-    by = {(r["study"], r["representation"], r["mode"]): r for r in rows}
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Timbre metric learning: explained variance</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Explained variance of the averaged dissimilarity ratings</h1>",
-        "<p class='note'>P<sup>2</sup>: squared Pearson correlation between the learned squared distances "
-        "d<sub>w</sub><sup>2</sup> = &Sigma;<sub>k</sub> (&Psi;<sub>k</sub>(a<sub>i</sub>) &minus; "
-        "&Psi;<sub>k</sub>(a<sub>j</sub>))<sup>2</sup> / w<sub>k</sub><sup>2</sup> and the ratings "
-        "(of d<sub>w</sub> in mode pearson-d), reported as max(P, 0)<sup>2</sup>. <b>exact</b>: certified global optimum (cone projection, KKT "
-        "residuals checked); <b>faithful-warm/-random</b>: the reference L-BFGS-B procedure on w. "
-        "Median and IQR (interquartile range) over studies.</p>",
-    ]
-    for mode in modes:
-        parts.append(f"<h2>mode: {html.escape(mode)}</h2><table><tr><th class='name'>study</th>")
-        parts += [f"<th>{html.escape(r)}</th>" for r in reps]
-        parts.append("</tr>")
-        for s in studies:
-            parts.append(f"<tr><td class='name'>{html.escape(s)}</td>")
-            for r in reps:
-                row = by.get((s, r, mode))
-                p2 = float(row["p2"]) if row else float("nan")
-                flag = "" if not row or row.get("certified", True) or mode != "exact" else " *"
-                parts.append(
-                    f"<td style='background:{_cell_colour(p2)}'>{'' if not np.isfinite(p2) else f'{p2:.2f}'}{flag}</td>"
-                )
-            parts.append("</tr>")
-        for label, idx in (("median", 0), ("IQR", 1)):
-            parts.append(f"<tr class='summary'><td class='name'>{label}</td>")
-            for r in reps:
-                vals = [float(by[(s, r, mode)]["p2"]) for s in studies if (s, r, mode) in by]
-                q = _quartiles(vals)[idx]
-                parts.append(f"<td>{'' if not np.isfinite(q) else f'{q:.2f}'}</td>")
-            parts.append("</tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return atomic_write_text(path, "".join(parts))
-
-
-def write_robustness_html(
-    rows: List[dict], auc_rows: List[dict], path: PathLike, *, meta: Optional[dict] = None
-) -> Path:
-    """Standalone interactive HTML (plotly.js embedded) of the robustness curves: one panel
-    per study, mean P^2 over realisations (band: min-max) against delta (log axis), a
-    dashed line at delta_bar, and the AUC table."""
-    import plotly.graph_objects as go
-    import plotly.io as pio
-    from plotly.subplots import make_subplots
-
-    meta = meta or {}
-    noise = meta.get("noise") or (rows[0]["noise"] if rows else "")
-    studies = list(dict.fromkeys(r["study"] for r in rows))
-    reps = list(dict.fromkeys(r["representation"] for r in rows))
-    ncol = 4
-    nrow = max(1, int(np.ceil(len(studies) / ncol)))
-    fig = make_subplots(rows=nrow, cols=ncol, subplot_titles=studies, shared_yaxes=True,
-                        horizontal_spacing=0.03, vertical_spacing=0.25 / max(nrow, 1) + 0.02)
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf"]
-    delta_bar = meta.get("delta_bar", {})
-    for si, s in enumerate(studies):
-        rr, cc = si // ncol + 1, si % ncol + 1
-        for ri, rep in enumerate(reps):
-            sel = [r for r in rows if r["study"] == s and r["representation"] == rep]
-            ds = sorted({float(r["delta"]) for r in sel})
-            vals = [[float(r["p2"]) for r in sel if float(r["delta"]) == d] for d in ds]
-            mean = [float(np.mean(v)) for v in vals]
-            lo = [float(np.min(v)) for v in vals]
-            hi = [float(np.max(v)) for v in vals]
-            colour = palette[ri % len(palette)]
-            fig.add_trace(
-                go.Scatter(x=ds + ds[::-1], y=hi + lo[::-1], fill="toself", fillcolor=colour, opacity=0.15,
-                           line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=rep),
-                row=rr, col=cc,
-            )
-            fig.add_trace(
-                go.Scatter(x=ds, y=mean, mode="lines+markers", name=rep, legendgroup=rep,
-                           showlegend=si == 0, line={"color": colour}, marker={"size": 4},
-                           hovertemplate=f"{s}<br>{rep}<br>delta=%{{x:.3g}}<br>P2=%{{y:.3f}}<extra></extra>"),
-                row=rr, col=cc,
-            )
-        db = delta_bar.get(s)
-        if db:
-            fig.add_vline(x=db, line_dash="dash", line_color="#444", row=rr, col=cc)
-    fig.update_xaxes(type="log", title_text="delta")
-    fig.update_yaxes(range=[0, 1.02])
-    fig.update_layout(
-        height=280 * nrow + 120, width=1300,
-        title=f"Robustness of the learned metric to noisy ratings — noise convention: {noise}",
-        legend={"orientation": "h", "y": -0.05},
-    )
-    plot = pio.to_html(fig, include_plotlyjs=True, full_html=False)
-    auc_by = {(a["study"], a["representation"]): a for a in auc_rows}
-    table = ["<table><tr><th class='name'>study</th>"] + [f"<th>{html.escape(r)}</th>" for r in reps] + ["</tr>"]
-    for s in studies:
-        table.append(f"<tr><td class='name'>{html.escape(s)}</td>")
-        for r in reps:
-            a = auc_by.get((s, r))
-            table.append(f"<td>{'' if a is None else format(float(a['auc']), '.3f')}</td>")
-        table.append("</tr>")
-    for label, idx in (("median", 0), ("IQR", 1)):
-        table.append(f"<tr class='summary'><td class='name'>{label}</td>")
-        for r in reps:
-            q = _quartiles([float(auc_by[(s, r)]["auc"]) for s in studies if (s, r) in auc_by])[idx]
-            table.append(f"<td>{'' if not np.isfinite(q) else f'{q:.3f}'}</td>")
-        table.append("</tr>")
-    table.append("</table>")
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<meta name='noise-convention' content='{html.escape(noise)}'>"
-        "<title>Timbre metric learning: robustness</title>"
-        f"<style>{_CSS}</style></head><body>"
-        f"<h1>Robustness to noisy ratings (noise convention: {html.escape(noise)})</h1>"
-        f"<p class='note'>Degraded ratings: {html.escape(_NOISE_FORMULA.get(noise, noise))}. "
-        "Weights learned on them with the exact solver; P<sup>2</sup> = P(d<sub>w</sub><sup>2</sup>, s)<sup>2</sup> "
-        "against the clean ratings s. Curves: mean over realisations, band: min-max. Dashed line: "
-        "&delta;&#772; = 0.1 &radic;m<sub>subjects</sub>, the typical spread of human ratings.</p>"
-        f"{plot}<h2>Area under the mean curve over log<sub>10</sub> &delta; (trapezoid)</h2>"
-        f"{''.join(table)}</body></html>"
-    )
-    return atomic_write_text(path, page)

@@ -1,0 +1,103 @@
+"""Fast, exact additive synthesis shared by the built-in families (float64 inside).
+
+:func:`sum_of_cosines` renders sums of constant-frequency sinusoids by a block factorisation
+of the time axis, t = t_b + tau (t_b = b L / sr, tau = l / sr, l < L ~ sqrt(n_samples)):
+
+    sum_k a_k cos(w_k t + phi_k)
+        = sum_k Re(a_k e^{i(w_k t_b + phi_k)}) cos(w_k tau) - Im(a_k e^{i(w_k t_b + phi_k)}) sin(w_k tau)
+
+so each tone is one (n_blocks x 2K) @ (2K x L) matrix product and only K (n_blocks + L)
+complex exponentials instead of K n_samples cosines. Exact up to float64 rounding (no table
+look-up, no interpolation), at any sample rate.
+
+:func:`chebyshev_partials` renders sum_p a_p cos(p Phi(t)) for a time-varying phase Phi (the
+partials of a frequency-modulated harmonic tone) by the Chebyshev recurrence
+cos((p+1)x) = 2 cos x cos(px) - cos((p-1)x).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["sum_of_cosines", "chebyshev_partials", "hann", "tone_rng", "time_axis"]
+
+
+def time_axis(n_samples: int, sample_rate: int) -> np.ndarray:
+    """Sample times in seconds, float64, shape (n_samples,)."""
+    return np.arange(n_samples, dtype=np.float64) / sample_rate
+
+
+def hann(n_samples: int) -> np.ndarray:
+    """Periodic Hann window (the window of GEAR eq. 1), float64."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_samples) / n_samples)
+
+
+def tone_rng(seed: int, index: int, salt: int) -> np.random.Generator:
+    """The random generator of tone ``index`` of a set drawn with ``seed`` (``salt`` tells
+    apart the uses within a family), so that a tone's noise does not depend on which other
+    tones are rendered with it."""
+    return np.random.default_rng([int(seed), int(index), int(salt)])
+
+
+def sum_of_cosines(freqs_hz, amplitudes, *, sample_rate: int, n_samples: int, phases=None) -> np.ndarray:
+    """Sum of sinusoids ``sum_k a_k cos(2 pi f_k t + phi_k)`` per row; components at or above
+    the Nyquist frequency are dropped (never aliased).
+
+    Parameters
+    ----------
+    freqs_hz, amplitudes : np.ndarray, shape (n_sounds, n_components)
+    sample_rate, n_samples : int
+    phases : np.ndarray, shape (n_sounds, n_components), optional
+        Phase at t = 0 in radians (default 0: cosine phase).
+
+    Returns
+    -------
+    np.ndarray, shape (n_sounds, n_samples), float64
+    """
+    freqs = np.asarray(freqs_hz, dtype=np.float64)
+    amps = np.where(freqs < sample_rate / 2.0, np.asarray(amplitudes, dtype=np.float64), 0.0)
+    omega = 2.0 * np.pi * freqs / sample_rate  # radians per sample
+    block = max(1, int(math.ceil(math.sqrt(n_samples))))
+    n_blocks = -(-n_samples // block)
+    starts = np.arange(n_blocks, dtype=np.float64) * block
+    offsets = np.arange(block, dtype=np.float64)
+    phase0 = 0.0 if phases is None else np.asarray(phases, dtype=np.float64)[:, None, :]
+    coarse = amps[:, None, :] * np.exp(1j * (omega[:, None, :] * starts[None, :, None] + phase0))
+    fine = np.exp(1j * omega[:, :, None] * offsets[None, None, :])
+    left = np.concatenate([coarse.real, -coarse.imag], axis=2)
+    right = np.concatenate([fine.real, fine.imag], axis=1)
+    out = np.matmul(left, right).reshape(freqs.shape[0], n_blocks * block)
+    return out[:, :n_samples]
+
+
+def chebyshev_partials(cos_phase: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+    """``sum_p a_p cos(p Phi)`` from ``cos Phi`` (Chebyshev recurrence, in place; float32 in,
+    float32 out: error ~ p^2 eps, about 1e-5 of full scale for 16 partials).
+
+    Parameters
+    ----------
+    cos_phase : np.ndarray, shape (n_sounds, n_samples)
+    amplitudes : np.ndarray, shape (n_sounds, n_partials) or (n_sounds, n_partials, n_samples)
+        Amplitude of partial p = 1..n_partials (a time-varying amplitude lets the caller drop a
+        partial while it is above Nyquist).
+
+    Returns
+    -------
+    np.ndarray, shape (n_sounds, n_samples), dtype of ``cos_phase`` (float32 or float64)
+    """
+    c = np.asarray(cos_phase)
+    c = c if c.dtype == np.float32 else c.astype(np.float64)
+    amps = np.asarray(amplitudes, dtype=c.dtype)
+    out = np.zeros_like(c)
+    previous, current = np.ones_like(c), c.copy()
+    twice = 2.0 * c
+    scratch = np.empty_like(c)
+    for k in range(amps.shape[1]):
+        a_k = amps[:, k] if amps.ndim == 3 else amps[:, k : k + 1]
+        np.multiply(a_k, current, out=scratch)
+        out += scratch
+        np.multiply(twice, current, out=scratch)
+        scratch -= previous
+        previous, current, scratch = current, scratch, previous
+    return out

@@ -208,7 +208,7 @@ class Family:
 
     def _tone(self, block, good) -> str:
         i = int(np.flatnonzero(~np.asarray(good))[0])
-        values = ", ".join(f"{name}={block[name][i]!r}" for name in self.parameters)
+        values = ", ".join(f"{name}={np.asarray(block[name])[i].item()!r}" for name in self.parameters)
         return f"the tone with {values}"
 
     # ------------------------------------------------------------------ designs

@@ -107,8 +107,10 @@ def _levels(factors, levels, n, family, design):
         missing = [f.name for f in factors if f.kind == "continuous" and f.name not in levels]
         if missing:
             raise SynthError(f"family {family!r}, design {design!r}: levels lack factor {missing[0]!r}")
-        return dict(levels)
-    if levels is None:
+        return {f.name: levels.get(f.name, 0) for f in factors}
+    if levels is None and all(f.kind == "discrete" for f in factors):
+        levels = 0
+    elif levels is None:
         if n is None:
             raise SynthError(f"family {family!r}, design {design!r}: give n or levels")
         n = _check_n(n, family, design)

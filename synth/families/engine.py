@@ -60,15 +60,27 @@ def sum_of_cosines(freqs_hz, amplitudes, *, sample_rate: int, n_samples: int, ph
     omega = 2.0 * np.pi * freqs / sample_rate  # radians per sample
     block = max(1, int(math.ceil(math.sqrt(n_samples))))
     n_blocks = -(-n_samples // block)
-    starts = np.arange(n_blocks, dtype=np.float64) * block
-    offsets = np.arange(block, dtype=np.float64)
-    phase0 = 0.0 if phases is None else np.asarray(phases, dtype=np.float64)[:, None, :]
-    coarse = amps[:, None, :] * np.exp(1j * (omega[:, None, :] * starts[None, :, None] + phase0))
-    fine = np.exp(1j * omega[:, :, None] * offsets[None, None, :])
+    start = amps.astype(np.complex128)
+    if phases is not None:
+        start *= np.exp(1j * np.asarray(phases, dtype=np.float64))
+    # Powers of one complex exponential per component (running products, error ~ n eps).
+    coarse = _powers(start, np.exp(1j * omega * block), n_blocks, axis=1)
+    fine = _powers(np.ones_like(start), np.exp(1j * omega), block, axis=2)
     left = np.concatenate([coarse.real, -coarse.imag], axis=2)
     right = np.concatenate([fine.real, fine.imag], axis=1)
     out = np.matmul(left, right).reshape(freqs.shape[0], n_blocks * block)
     return out[:, :n_samples]
+
+
+def _powers(first, step, count, *, axis):
+    """``first * step**j`` for j = 0..count-1 stacked on ``axis`` (1 or 2), complex128."""
+    shape = (first.shape[0], count, first.shape[1]) if axis == 1 else (first.shape[0], first.shape[1], count)
+    out = np.empty(shape, dtype=np.complex128)
+    if axis == 1:
+        out[:, 0, :], out[:, 1:, :] = first, step[:, None, :]
+    else:
+        out[:, :, 0], out[:, :, 1:] = first, step[:, :, None]
+    return np.cumprod(out, axis=axis, out=out)
 
 
 def chebyshev_partials(cos_phase: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:

@@ -152,7 +152,7 @@ class Factor:
             raise SynthError(f"{_where(family)}factor {self.name!r} must be a 1-D column, got shape {array.shape}")
         bad = ~np.isfinite(array) | (array < self.allowed[0]) | (array > self.allowed[1])
         if np.any(bad):
-            raise SynthError(f"{_where(family)}factor {self.name!r}: value {array[bad][0]!r} is not allowed; "
+            raise SynthError(f"{_where(family)}factor {self.name!r}: value {float(array[bad][0])!r} is not allowed; "
                              f"choose {self.allowed_text()}")
         return array
 

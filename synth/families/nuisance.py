@@ -38,8 +38,9 @@ class Nuisance(Family):
     1. low-pass: zero-phase filter with the magnitude of an order-4 Butterworth,
        |H(f)| = (1 + (f / lowpass_hz)^8)^(-1/2), applied in the frequency domain (exactly -3 dB
        at ``lowpass_hz``, no bilinear warping; at or above Nyquist it barely acts);
-    2. reverberation: y = x + h * x with h(t) = n(t) 10^(-3 t / rt60_s) (white Gaussian n seeded
-       by the set's seed and the tone's index, sum h^2 = 1);
+    2. reverberation: y = x + h * x with h(t) = n(t) 10^(-3 t / rt60_s), sum h^2 = 1, where the
+       white Gaussian n is one realisation per stimulus set (seeded by the set's seed), so that
+       two tones differing only in rt60_s share their noise;
     3. peak normalisation to ``peak`` (0.5), THEN the gain: peak = 0.5 * 10^(gain_db / 20). The
        family sets ``normalize = False`` and returns final levels, so the gain survives (gain_db
        <= +6 dB keeps the tone within full scale);
@@ -79,7 +80,7 @@ class Nuisance(Family):
         spectrum = sp_fft.rfft(dry.astype(np.float64), n=n_fft, axis=1)
         freqs = np.arange(spectrum.shape[1]) * (sample_rate / n_fft)
         spectrum *= 1.0 / np.sqrt(1.0 + (freqs[None, :] / table["lowpass_hz"][:, None]) ** 8)
-        spectrum *= 1.0 + sp_fft.rfft(self._impulse_responses(table["rt60_s"], sample_rate, n_samples, seed, index),
+        spectrum *= 1.0 + sp_fft.rfft(self._impulse_responses(table["rt60_s"], sample_rate, n_samples, seed),
                                       n=n_fft, axis=1)
         wet = sp_fft.irfft(spectrum, n=n_fft, axis=1)[:, :n_samples]
         wet *= (self.options["peak"] * 10.0 ** (table["gain_db"][:, None] / 20.0)) / np.abs(wet).max(axis=1, keepdims=True)
@@ -87,8 +88,8 @@ class Nuisance(Family):
         return np.clip(np.round(wet * levels) / levels, -1.0, 1.0)
 
     @staticmethod
-    def _impulse_responses(rt60_s, sample_rate, n_samples, seed, index):
+    def _impulse_responses(rt60_s, sample_rate, n_samples, seed):
         t = time_axis(n_samples, sample_rate)
-        noise = np.stack([tone_rng(seed, i, 2).standard_normal(n_samples) for i in index])
-        noise *= 10.0 ** (-3.0 * t[None, :] / rt60_s[:, None])
+        noise = tone_rng(seed, 0, 2).standard_normal(n_samples)
+        noise = noise[None, :] * 10.0 ** (-3.0 * t[None, :] / rt60_s[:, None])
         return noise / np.sqrt(np.sum(noise**2, axis=1, keepdims=True))

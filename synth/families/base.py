@@ -28,9 +28,10 @@ from synth.families.factors import Factor
 
 __all__ = ["Family", "StimulusSet"]
 
-#: Float64 working memory of one rendering block (bounded so that peak memory stays close
-#: to the float32 output array).
-BLOCK_BYTES = 8 << 20
+#: Rendering works on blocks of at most BLOCK_ROWS tones and BLOCK_BYTES of float64 audio,
+#: so that the working memory stays a small fraction of the float32 output array.
+BLOCK_BYTES = 4 << 20
+BLOCK_ROWS = 64
 
 
 def _check_int(what, value, minimum):
@@ -145,7 +146,7 @@ class Family:
     def blocks(self, table: Mapping[str, np.ndarray], n_samples: int) -> Iterable[np.ndarray]:
         """Row blocks rendered together (bounded float64 working memory)."""
         n = len(next(iter(table.values())))
-        rows = max(1, BLOCK_BYTES // (8 * max(n_samples, 1)))
+        rows = max(1, min(BLOCK_ROWS, BLOCK_BYTES // (8 * max(n_samples, 1))))
         return (np.arange(start, min(start + rows, n)) for start in range(0, n, rows))
 
     def render(self, table: Mapping[str, Sequence], *, sample_rate: int, seed: int = 0,
@@ -192,16 +193,16 @@ class Family:
                              f"= {(n, n_samples)}")
         if audio.dtype not in (np.float32, np.float64):
             raise SynthError(f"family {self.name!r} returned dtype {audio.dtype}; expected float32 or float64")
-        finite = np.isfinite(audio).all(axis=1)
+        maxima = np.max(np.abs(audio), axis=-1, keepdims=True)  # NaN and inf propagate into the maxima
+        finite = np.isfinite(maxima[:, 0])
         if not finite.all():
             raise SynthError(f"family {self.name!r} returned NaN or inf for {self._tone(block, finite)}")
         if not self.normalize:
-            loud = np.abs(audio).max(axis=1) <= 1.0
+            loud = maxima[:, 0] <= 1.0
             if not loud.all():
                 raise SynthError(f"family {self.name!r} returned audio above full scale for {self._tone(block, loud)}; "
                                  f"|audio| must be <= 1")
             return audio.astype(np.float32)
-        maxima = np.max(np.abs(audio), axis=-1, keepdims=True)
         if np.any(maxima == 0):
             raise SynthError(f"family {self.name!r} rendered a silent tone: {self._tone(block, maxima[:, 0] > 0)}")
         return (audio * (float(self.options.get("peak", 0.5)) / maxima)).astype(np.float32)

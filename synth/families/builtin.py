@@ -160,8 +160,10 @@ class Envelope(Family):
         attack = table["attack_ms"][:, None] / 1e3
         decay = table["decay_ms"][:, None] / 1e3
         tones *= np.where(t[None, :] < attack, t[None, :] / attack, np.exp(-(t[None, :] - attack) * (LN_1000 / decay)))
-        fade = max(1, int(round(self.options["fade_ms"] / 1e3 * sample_rate)))
-        tones[:, -fade:] *= 0.5 + 0.5 * np.cos(np.pi * np.arange(1, fade + 1) / fade)
+        fade_s = self.options["fade_ms"] / 1e3
+        end = n_samples / sample_rate
+        fading = t > end - fade_s  # raised cosine in time (the same curve at every rate)
+        tones[:, fading] *= 0.5 + 0.5 * np.cos(np.pi * (t[fading] - (end - fade_s)) / fade_s)
         return tones
 
 

@@ -16,7 +16,7 @@ from synth.grid import (
     paper_grid,
 )
 from synth.tones import hann_window, harmonic_tones, partial_amplitudes
-from synth.families import DESIGNS, Factor, Family, StimulusSet, families, family, family_names
+from synth.families import DESIGNS, Factor, Family, StimulusSet, family, family_names, list_families
 
 __all__ = [
     "SynthError",
@@ -37,7 +37,7 @@ __all__ = [
     "Factor",
     "Family",
     "StimulusSet",
-    "families",
     "family",
     "family_names",
+    "list_families",
 ]

@@ -23,7 +23,7 @@ ISSUE_FACTORS = {
 
 
 def test_listing_has_every_builtin_with_its_factors():
-    listing = {entry["name"]: entry for entry in synth.families()}
+    listing = {entry["name"]: entry for entry in synth.list_families()}
     assert set(ISSUE_FACTORS) <= set(listing)
     for name, factors in ISSUE_FACTORS.items():
         entry = listing[name]
@@ -36,7 +36,7 @@ def test_listing_has_every_builtin_with_its_factors():
     stats = {f["name"]: f["statistic"] for e in listing.values() for f in e["factors"]}
     assert stats["gain_db"] == stats["fm_oct_per_s"] == stats["hnr_db"] == "difference"
     assert stats["quality"] == stats["bit_depth"] == "agreement" and stats["attack_ms"] == "log_ratio"
-    json.dumps(synth.families())
+    json.dumps(synth.list_families())
 
 
 @pytest.mark.parametrize("name", sorted(ISSUE_FACTORS))
@@ -222,6 +222,9 @@ def test_plugin_family_through_entry_point_metadata(tmp_path, monkeypatch):
         "[gear.families]\nbell = gear_bell_plugin:Bell\nbroken = gear_bell_plugin:not_a_family\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert {"bell", "broken"} <= set(synth.family_names())
+    listing = {entry["name"]: entry for entry in synth.list_families()}
+    assert [f["name"] for f in listing["bell"]["factors"]] == ["bell_hz", "ring_ms"]
+    assert "gave int" in listing["broken"]["error"] and not listing["broken"]["factors"]
     bell = synth.family("bell")
     entry = bell.describe()
     assert entry["name"] == "bell" and "gear-bell-plugin 0.1" in entry["source"]

@@ -11,6 +11,6 @@ See :mod:`synth.families.base` (writing a family), :mod:`synth.families.designs`
 from synth.families.base import Family, StimulusSet
 from synth.families.designs import DESIGNS
 from synth.families.factors import Factor
-from synth.families.registry import ENTRY_POINT_GROUP, families, family, family_names
+from synth.families.registry import ENTRY_POINT_GROUP, family, family_names, list_families
 
-__all__ = ["DESIGNS", "ENTRY_POINT_GROUP", "Factor", "Family", "StimulusSet", "families", "family", "family_names"]
+__all__ = ["DESIGNS", "ENTRY_POINT_GROUP", "Factor", "Family", "StimulusSet", "family", "family_names", "list_families"]

@@ -20,7 +20,7 @@ from synth.families.base import Family
 from synth.families.builtin import Chirplet, Chord, Envelope, Harmonic, Inharmonic, Noise, Vibrato
 from synth.families.nuisance import Nuisance
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "family", "families", "family_names"]
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "family", "family_names", "list_families"]
 
 ENTRY_POINT_GROUP = "gear.families"
 BUILTIN = {cls.name: cls for cls in (Harmonic, Chirplet, Envelope, Inharmonic, Noise, Vibrato, Chord, Nuisance)}
@@ -79,6 +79,14 @@ def family(name: str, **options) -> Family:
     return _load(plugins[name], options)
 
 
-def families() -> List[dict]:
-    """Every family with its factors (name, unit, range, scale, kind, role, statistic) and source."""
-    return [family(name).describe() for name in family_names()]
+def list_families() -> List[dict]:
+    """Every family with its factors (name, unit, range, scale, kind, role, statistic), options
+    and source. A plug-in that fails to load is listed with its ``error`` instead of factors."""
+    out = []
+    for name in family_names():
+        try:
+            out.append(family(name).describe())
+        except SynthError as exc:
+            entry = _entry_points()[name]
+            out.append({"name": name, "source": _source(entry), "error": str(exc), "factors": []})
+    return out

@@ -14,10 +14,12 @@ factor survives: it normalises first and applies the gain after).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import numbers
+import os
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -32,6 +34,8 @@ __all__ = ["Family", "StimulusSet"]
 #: so that the working memory stays a small fraction of the float32 output array.
 BLOCK_BYTES = 4 << 20
 BLOCK_ROWS = 64
+#: Threads that render blocks in parallel (the same audio whatever the number).
+RENDER_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _check_int(what, value, minimum):
@@ -178,10 +182,20 @@ class Family:
             raise SynthError(f"family {self.name!r}: {n_samples} samples at {sample_rate} Hz is too short; "
                              f"lengthen duration_s")
         out = np.empty((n, n_samples), dtype=np.float32)
-        for rows in self.blocks(columns, n_samples):
+
+        def render_block(rows):
             block = {name: column[rows] for name, column in columns.items()}
             audio = self.synthesise(block, sample_rate=sample_rate, n_samples=n_samples, seed=seed, index=index[rows])
             out[rows] = self._finish(audio, block, n_samples)
+
+        blocks = list(self.blocks(columns, n_samples))
+        if len(blocks) > 1 and RENDER_THREADS > 1:
+            # NumPy releases the GIL in its loops: blocks render in parallel, each into its own rows.
+            with concurrent.futures.ThreadPoolExecutor(RENDER_THREADS) as pool:
+                list(pool.map(render_block, blocks))
+        else:
+            for rows in blocks:
+                render_block(rows)
         return out
 
     def _finish(self, audio, block, n_samples) -> np.ndarray:

@@ -123,6 +123,8 @@ def test_factorial_grid_and_sweep_structure():
         np.testing.assert_allclose(sweep.columns["gain_db"][rows], np.linspace(-12, 0, 5))
         for name in ("f1_hz", "rt60_s", "bit_depth"):
             assert np.unique(sweep.columns[name][rows]).size == 1
+    assert sweep.roles["gain_db"] == "nuisance" and sweep.roles["alpha"] == "cause"
+    assert sweep.statistics["bit_depth"] == "agreement" and sweep.scales["lowpass_hz"] == "log"
     one = synth.family("noise").design("random", n=5, seed=0, fixed={"f1_hz": 220.0})
     assert np.all(one.columns["f1_hz"] == 220.0) and "f1_hz" not in one.config()["ranges"]
 

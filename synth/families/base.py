@@ -347,6 +347,16 @@ class StimulusSet:
         """How the analysis scores each factor (``log_ratio``, ``difference``, ``agreement``)."""
         return {f.name: f.statistic for f in self.factors}
 
+    @property
+    def scales(self) -> Dict[str, str]:
+        """The scale (``linear`` or ``log``) on which the design placed each factor."""
+        return {f.name: f.scale for f in self.factors}
+
+    @property
+    def roles(self) -> Dict[str, str]:
+        """Each factor's role: ``cause`` or ``nuisance``."""
+        return {f.name: f.role for f in self.factors}
+
     def n_samples(self, sample_rate: int) -> int:
         return self.family.n_samples(sample_rate)
 

@@ -125,6 +125,9 @@ def test_factorial_grid_and_sweep_structure():
             assert np.unique(sweep.columns[name][rows]).size == 1
     assert sweep.roles["gain_db"] == "nuisance" and sweep.roles["alpha"] == "cause"
     assert sweep.statistics["bit_depth"] == "agreement" and sweep.scales["lowpass_hz"] == "log"
+    major = synth.family("chord").design("random", n=5, seed=0, fixed={"quality": "major"})
+    assert set(major.columns["quality"]) == {"major"}
+    assert major.config_hash() == synth.family("chord").design("random", n=5, seed=0, fixed={"quality": "major"}).config_hash()
     one = synth.family("noise").design("random", n=5, seed=0, fixed={"f1_hz": 220.0})
     assert np.all(one.columns["f1_hz"] == 220.0) and "f1_hz" not in one.config()["ranges"]
 

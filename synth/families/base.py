@@ -267,8 +267,7 @@ class Family:
         columns, grid_index = {}, np.full((size, len(factors)), -1, dtype=np.int64)
         for j, f in enumerate(factors):
             if f.name in fixed:
-                columns[f.name] = f.check_column(np.full(size, fixed[f.name], dtype=object if not f.numeric else None),
-                                                 self.name)
+                columns[f.name] = f.check_column(np.full(size, fixed[f.name]), self.name)
             else:
                 columns[f.name] = table.columns[f.name]
                 grid_index[:, j] = table.grid_index[:, varied.index(f)]

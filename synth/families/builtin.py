@@ -236,13 +236,14 @@ class Vibrato(Family):
         f1, rate, cents = table["f1_hz"][:, None], table["vibrato_hz"][:, None], table["vibrato_cents"][:, None]
         top = f1[:, 0] * 2.0 ** (cents[:, 0] / 1200)
         _check_below_nyquist(self.name, "f1_hz", top, sample_rate, table)
-        t = time_axis(n_samples, sample_rate)
-        # float32 for the slow transcendental functions: relative error ~1e-7 in frequency.
-        swing = (cents / 1200.0).astype(np.float32) * np.sin(((2.0 * np.pi * rate) * t[None, :]).astype(np.float32))
-        freq = f1 * np.exp2(swing, dtype=np.float32)
-        cycles = np.empty_like(freq)
-        cycles[:, 0] = 0.0
-        np.cumsum((freq[:, 1:] + freq[:, :-1]) / (2.0 * sample_rate), axis=1, out=cycles[:, 1:])
+        t = time_axis(n_samples, sample_rate).astype(np.float32)
+        # float32 for the vibrato curve (relative error ~1e-7 in frequency), float64 for the phase.
+        swing = np.sin((2.0 * np.pi * rate).astype(np.float32) * t[None, :])
+        swing *= (cents / 1200.0).astype(np.float32)
+        step = (f1 / sample_rate) * np.exp2(swing, dtype=np.float32)  # cycles per sample
+        cycles = np.cumsum(step, axis=1)  # trapezoid rule: sum_{k<=n} s_k - (s_0 + s_n) / 2
+        cycles -= 0.5 * step
+        cycles -= 0.5 * step[:, :1]
         cycles -= np.floor(cycles)
         cos_phase = np.cos((2.0 * np.pi) * cycles.astype(np.float32))
         p = np.arange(1, int(self.options["n_partials"]) + 1, dtype=np.float64)

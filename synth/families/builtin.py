@@ -242,8 +242,9 @@ class Vibrato(Family):
         swing *= (cents / 1200.0).astype(np.float32)
         step = (f1 / sample_rate) * np.exp2(swing, dtype=np.float32)  # cycles per sample
         cycles = np.cumsum(step, axis=1)  # trapezoid rule: sum_{k<=n} s_k - (s_0 + s_n) / 2
-        cycles -= 0.5 * step
-        cycles -= 0.5 * step[:, :1]
+        step *= 0.5
+        cycles -= step
+        cycles -= step[:, :1]
         cycles -= np.floor(cycles)
         cos_phase = np.cos((2.0 * np.pi) * cycles.astype(np.float32))
         p = np.arange(1, int(self.options["n_partials"]) + 1, dtype=np.float64)

@@ -101,6 +101,18 @@ def chebyshev_partials(cos_phase: np.ndarray, amplitudes: np.ndarray) -> np.ndar
     x = np.asarray(cos_phase)
     x = x if x.dtype == np.float32 else x.astype(np.float64)
     amps = np.asarray(amplitudes, dtype=x.dtype)
+    out = np.empty_like(x)
+    width = max(256, TILE_ELEMENTS // max(x.shape[0], 1))
+    for start in range(0, x.shape[1], width):  # column tiles that stay in cache
+        out[:, start : start + width] = _clenshaw(x[:, start : start + width], amps)
+    return out
+
+
+#: Elements per tile of :func:`chebyshev_partials` (four float32 tiles fit in a 1 MiB cache).
+TILE_ELEMENTS = 1 << 16
+
+
+def _clenshaw(x, amps):
     twice = 2 * x
     b1, b2, scratch = np.zeros_like(x), np.zeros_like(x), np.empty_like(x)  # b_{k+1}, b_{k+2}
     for k in range(amps.shape[1] - 1, -1, -1):  # b_k = a_k + 2x b_{k+1} - b_{k+2}

@@ -26,7 +26,6 @@ import math
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
-from scipy.stats import qmc
 
 from synth.errors import SynthError
 from synth.families.factors import Factor
@@ -130,6 +129,8 @@ def _factorial(factors, *, family, design, seed, levels=None, n=None):
 
 
 def _qmc_engine(kind, d, seed):
+    from scipy.stats import qmc  # scipy.stats is slow to import: only when a QMC design is run
+
     cls = qmc.Sobol if kind == "sobol" else qmc.LatinHypercube
     key = "rng" if "rng" in inspect.signature(cls).parameters else "seed"
     return cls(d, scramble=True, **{key: seed})

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import fft as sp_fft
 
 from synth.errors import SynthError
 from synth.families.base import Family
@@ -74,6 +73,8 @@ class Nuisance(Family):
         return self.base.n_samples(sample_rate) + int(round(self.options["tail_s"] * sample_rate))
 
     def synthesise(self, table, *, sample_rate, n_samples, seed, index):
+        from scipy import fft as sp_fft  # imported on use: keeps `import synth` light
+
         dry = self.base.render({k: table[k] for k in self.base.parameters}, sample_rate=sample_rate, seed=seed,
                                index=index)
         # Linear convolution by FFT (complex64: relative error ~1e-7, below the 24-bit step).

@@ -33,7 +33,7 @@ __all__ = ["Family", "StimulusSet"]
 #: Rendering works on blocks of at most BLOCK_ROWS tones and BLOCK_BYTES of float64 audio,
 #: so that the working memory stays a small fraction of the float32 output array.
 BLOCK_BYTES = 4 << 20
-BLOCK_ROWS = 64
+BLOCK_ROWS = 32
 #: Threads that render blocks in parallel (the same audio whatever the number).
 RENDER_THREADS = min(4, os.cpu_count() or 1)
 

@@ -155,15 +155,19 @@ class Envelope(Family):
         f1 = table["f1_hz"]
         _check_below_nyquist(self.name, "f1_hz", f1, sample_rate, table)
         freqs, amps = _harmonic_freqs(f1, int(self.options["n_partials"]))
-        tones = sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples)
+        tones = sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples, dtype=np.float32)
         t = time_axis(n_samples, sample_rate)
         attack = table["attack_ms"][:, None] / 1e3
-        decay = table["decay_ms"][:, None] / 1e3
-        tones *= np.where(t[None, :] < attack, t[None, :] / attack, np.exp(-(t[None, :] - attack) * (LN_1000 / decay)))
+        rate = (LN_1000 / (table["decay_ms"][:, None] / 1e3)).astype(np.float32)
+        t32 = t.astype(np.float32)[None, :]
+        # min(linear rise t/A, exponential decay from 1 at A): the rise below A, the decay after
+        envelope = np.exp(rate * (attack.astype(np.float32) - t32))
+        np.minimum(envelope, t32 / attack.astype(np.float32), out=envelope)
+        tones *= envelope
         fade_s = self.options["fade_ms"] / 1e3
         end = n_samples / sample_rate
         fading = t > end - fade_s  # raised cosine in time (the same curve at every rate)
-        tones[:, fading] *= 0.5 + 0.5 * np.cos(np.pi * (t[fading] - (end - fade_s)) / fade_s)
+        tones[:, fading] *= (0.5 + 0.5 * np.cos(np.pi * (t[fading] - (end - fade_s)) / fade_s)).astype(np.float32)
         return tones
 
 
@@ -186,7 +190,8 @@ class Inharmonic(Family):
         freqs, amps = _harmonic_freqs(f1, int(self.options["n_partials"]))
         p = np.arange(1, freqs.shape[1] + 1, dtype=np.float64)
         freqs = freqs * np.sqrt(1.0 + b[:, None] * p[None, :] ** 2)
-        return sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples) * hann(n_samples)
+        tones = sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples, dtype=np.float32)
+        return tones * hann(n_samples).astype(np.float32)
 
 
 class Noise(Family):
@@ -207,12 +212,16 @@ class Noise(Family):
     def synthesise(self, table, *, sample_rate, n_samples, seed, index):
         f1 = table["f1_hz"]
         _check_below_nyquist(self.name, "f1_hz", f1, sample_rate, table)
-        window = hann(n_samples)
+        window = hann(n_samples).astype(np.float32)
         freqs, amps = _harmonic_freqs(f1, int(self.options["n_partials"]))
-        tones = sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples) * window
-        noise = np.stack([tone_rng(seed, i, 1).standard_normal(n_samples, dtype=np.float32) for i in index]) * window
-        gain = np.sqrt(np.sum(tones**2, axis=1) / np.sum(noise**2, axis=1) / 10.0 ** (table["hnr_db"] / 10.0))
-        tones += gain[:, None] * noise
+        tones = sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples, dtype=np.float32)
+        tones *= window
+        noise = np.stack([tone_rng(seed, i, 1).standard_normal(n_samples, dtype=np.float32) for i in index])
+        noise *= window
+        energy = np.einsum("ij,ij->i", tones, tones, dtype=np.float64) / np.einsum("ij,ij->i", noise, noise,
+                                                                                    dtype=np.float64)
+        noise *= np.sqrt(energy / 10.0 ** (table["hnr_db"] / 10.0)).astype(np.float32)[:, None]
+        tones += noise
         return tones
 
 
@@ -290,4 +299,5 @@ class Chord(Family):
         p = np.arange(1, n_partials + 1, dtype=np.float64)
         freqs = (notes_hz[:, :, None] * p[None, None, :]).reshape(len(midi), -1)
         amps = np.broadcast_to(np.tile(1.0 / p, 3), freqs.shape)
-        return sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples) * hann(n_samples)
+        tones = sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples, dtype=np.float32)
+        return tones * hann(n_samples).astype(np.float32)

@@ -40,7 +40,8 @@ def tone_rng(seed: int, index: int, salt: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index), int(salt)])
 
 
-def sum_of_cosines(freqs_hz, amplitudes, *, sample_rate: int, n_samples: int, phases=None) -> np.ndarray:
+def sum_of_cosines(freqs_hz, amplitudes, *, sample_rate: int, n_samples: int, phases=None,
+                   dtype=np.float64) -> np.ndarray:
     """Sum of sinusoids ``sum_k a_k cos(2 pi f_k t + phi_k)`` per row; components at or above
     the Nyquist frequency are dropped (never aliased).
 
@@ -50,10 +51,13 @@ def sum_of_cosines(freqs_hz, amplitudes, *, sample_rate: int, n_samples: int, ph
     sample_rate, n_samples : int
     phases : np.ndarray, shape (n_sounds, n_components), optional
         Phase at t = 0 in radians (default 0: cosine phase).
+    dtype : np.float64 or np.float32
+        Precision of the matrix product (the exponentials are always float64; float32 gives
+        a relative error ~1e-7, below 24-bit audio, twice as fast).
 
     Returns
     -------
-    np.ndarray, shape (n_sounds, n_samples), float64
+    np.ndarray, shape (n_sounds, n_samples), ``dtype``
     """
     freqs = np.asarray(freqs_hz, dtype=np.float64)
     amps = np.where(freqs < sample_rate / 2.0, np.asarray(amplitudes, dtype=np.float64), 0.0)
@@ -66,8 +70,8 @@ def sum_of_cosines(freqs_hz, amplitudes, *, sample_rate: int, n_samples: int, ph
     # Powers of one complex exponential per component (running products, error ~ n eps).
     coarse = _powers(start, np.exp(1j * omega * block), n_blocks, axis=1)
     fine = _powers(np.ones_like(start), np.exp(1j * omega), block, axis=2)
-    left = np.concatenate([coarse.real, -coarse.imag], axis=2)
-    right = np.concatenate([fine.real, fine.imag], axis=1)
+    left = np.concatenate([coarse.real, -coarse.imag], axis=2).astype(dtype, copy=False)
+    right = np.concatenate([fine.real, fine.imag], axis=1).astype(dtype, copy=False)
     out = np.matmul(left, right).reshape(freqs.shape[0], n_blocks * block)
     return out[:, :n_samples]
 

@@ -124,8 +124,9 @@ class Chirplet(Family):
         carrier = np.sin((2.0 * np.pi) * cycles.astype(np.float32))
         sigma = np.minimum(self.options["sigma0"] * self.options["bw_octaves"] / np.maximum(np.abs(gamma), 1e-9),
                            duration / 6.0)
-        envelope = np.exp((-0.5 / sigma**2).astype(np.float32) * (t * t).astype(np.float32)[None, :])
-        envelope *= np.sin((np.pi * am * t[None, :]).astype(np.float32))
+        t32 = t.astype(np.float32)[None, :]
+        envelope = np.exp((-0.5 / sigma**2).astype(np.float32) * (t32 * t32))
+        envelope *= np.sin((np.pi * am).astype(np.float32) * t32)
         carrier *= envelope
         return carrier
 

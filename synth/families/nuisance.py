@@ -77,8 +77,10 @@ class Nuisance(Family):
 
         dry = self.base.render({k: table[k] for k in self.base.parameters}, sample_rate=sample_rate, seed=seed,
                                index=index)
-        # Linear convolution by FFT (complex64: relative error ~1e-7, below the 24-bit step).
-        n_fft = sp_fft.next_fast_len(2 * n_samples, real=True)
+        # Linear convolution by FFT (complex64: relative error ~1e-7, below the 24-bit step). The
+        # dry tone fills only the first base samples, so n + 2 base samples keep the circular
+        # wrap-around (and the filter's pre-ringing) out of the n output samples.
+        n_fft = sp_fft.next_fast_len(n_samples + 2 * self.base.n_samples(sample_rate), real=True)
         spectrum = sp_fft.rfft(dry, n=n_fft, axis=1, workers=-1)
         ratio = (np.arange(spectrum.shape[1], dtype=np.float32) * np.float32(sample_rate / n_fft)
                  / table["lowpass_hz"][:, None].astype(np.float32)) ** 2
@@ -98,4 +100,5 @@ class Nuisance(Family):
         noise = tone_rng(seed, 0, 2).standard_normal(n_samples, dtype=np.float32)
         decay = np.exp((-3.0 * math.log(10.0) / rt60_s[:, None]).astype(np.float32) * t[None, :].astype(np.float32))
         decay *= noise[None, :]
-        return decay / np.sqrt(np.sum(decay.astype(np.float64) ** 2, axis=1, keepdims=True)).astype(np.float32)
+        decay /= np.sqrt(np.einsum("ij,ij->i", decay, decay))[:, None]
+        return decay

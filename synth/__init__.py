@@ -1,4 +1,4 @@
-"""synth: pure signal functions (the additive tone synthesiser, grids, presets).
+"""synth: pure signal functions (the additive tone synthesiser, grids, presets, stimulus families).
 
 Nothing here imports from ``embeddings`` or ``gear``.
 """
@@ -16,6 +16,7 @@ from synth.grid import (
     paper_grid,
 )
 from synth.tones import hann_window, harmonic_tones, partial_amplitudes
+from synth.families import DESIGNS, Factor, Family, StimulusSet, family, family_names, list_families
 
 __all__ = [
     "SynthError",
@@ -32,4 +33,11 @@ __all__ = [
     "hann_window",
     "harmonic_tones",
     "partial_amplitudes",
+    "DESIGNS",
+    "Factor",
+    "Family",
+    "StimulusSet",
+    "family",
+    "family_names",
+    "list_families",
 ]

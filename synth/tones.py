@@ -70,8 +70,12 @@ def partial_amplitudes(alpha, r, *, n_partials: int = 32) -> np.ndarray:
     return (1.0 + sign[None, :] * r[:, None]) / p[None, :] ** alpha[:, None]
 
 
-def _synthesise(f1_hz, alpha, r, sample_rate, n_samples, n_partials, window=True):
-    """Unnormalised tones, float64 (n, n_samples); no validation (callers validate)."""
+def _synthesise(f1_hz, alpha, r, sample_rate, n_samples, n_partials, window=True, grouped=None):
+    """Unnormalised tones, float64 (n, n_samples); no validation (callers validate).
+
+    ``grouped`` forces the one-basis-per-pitch path (True) or the Chebyshev path (False);
+    by default the grouped path is taken when there are at most a quarter as many distinct
+    pitches as tones."""
     amplitudes = partial_amplitudes(alpha, r, n_partials=n_partials)
     p = np.arange(1, n_partials + 1, dtype=np.float64)
     # Partials at or above Nyquist are dropped, never aliased.
@@ -79,7 +83,9 @@ def _synthesise(f1_hz, alpha, r, sample_rate, n_samples, n_partials, window=True
     t = np.arange(n_samples, dtype=np.float64) / sample_rate
     values, inverse = np.unique(f1_hz, return_inverse=True)
     out = np.empty((f1_hz.size, n_samples))
-    if values.size * 4 <= f1_hz.size:
+    if grouped is None:
+        grouped = values.size * 4 <= f1_hz.size
+    if grouped:
         # Few distinct pitches (the paper grid has 13): one cosine basis per pitch and a
         # matrix product per group.
         for k, f1 in enumerate(values):

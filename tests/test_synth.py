@@ -99,6 +99,18 @@ def test_both_synthesis_paths_agree():
     np.testing.assert_allclose(grouped, single, atol=1e-9)
 
 
+def test_forced_synthesis_paths_agree():
+    from synth.tones import _synthesise
+
+    rng = np.random.default_rng(2)
+    f1 = rng.uniform(150, 400, 6)
+    alpha, r = rng.uniform(0, 2, 6), rng.uniform(-1, 1, 6)
+    grouped = _synthesise(f1, alpha, r, 22050, 1411, 32, grouped=True)
+    chebyshev = _synthesise(f1, alpha, r, 22050, 1411, 32, grouped=False)
+    np.testing.assert_allclose(grouped, chebyshev, atol=1e-9)
+    np.testing.assert_array_equal(_synthesise(f1, alpha, r, 22050, 1411, 32), chebyshev)  # 6 pitches: Chebyshev
+
+
 def test_paper_grid_table_and_determinism():
     grid = paper_grid()
     assert grid.n_sounds == 2500

@@ -4,8 +4,10 @@ Reads ``OUT/models/<name>/embedding.npy`` and the run's tone set, computes
 :func:`gear.disentangle.compute_disentanglement`, and stores per model
 ``disentanglement.json`` (the rows) and ``disentanglement_card.html`` (the card, an HTML
 fragment the report embeds), then ``OUT/disentanglement.csv`` over all models with columns
-``model,metric,parameter,value``. Results are keyed by a hash of the embedding and settings,
-so a rerun recomputes only what changed.
+``model,metric,parameter,value,ci_low,ci_high,note`` and, with two models or more,
+``OUT/similarity.csv`` (``model_a,model_b,metric,value,p_value``: linear CKA, debiased CKA and
+RSA of every pair). Results are keyed by a hash of the embeddings and settings, so a rerun
+recomputes only what changed.
 """
 from __future__ import annotations
 
@@ -22,11 +24,17 @@ from gear.files import atomic_write_bytes
 from gear import pipeline
 from gear.errors import ParameterError
 
-__all__ = ["score_results", "disentanglement_sections", "CARD_FILE", "ROWS_FILE"]
+__all__ = ["score_results", "disentanglement_sections", "stored_similarity", "CARD_FILE",
+           "ROWS_FILE", "SIMILARITY_FILE"]
 
 CARD_FILE = "disentanglement_card.html"
 ROWS_FILE = "disentanglement.json"
 CSV_FILE = "disentanglement.csv"
+SIMILARITY_FILE = "similarity.csv"
+_SIMILARITY_JSON = "similarity.json"
+#: Version of the metric set: stored results of another version are recomputed.
+METRICS_VERSION = 2
+_FLOAT_FIELDS = ("value", "ci_low", "ci_high")
 
 #: Leaderboard columns: (pivoted metric name, label, higher is better)
 LEADERBOARD_COLUMNS = (
@@ -96,7 +104,8 @@ def score_results(
         folders = [p for p in folders if p.name in models]
     if not folders:
         raise ParameterError(f"{str(out_dir)!r} holds no stored embeddings; run `gear run --out {out_dir}` first")
-    settings = {"scales": scales or {}, "random_state": random_state, "tone_set": tone_set.config_hash()}
+    settings = {"scales": scales or {}, "random_state": random_state, "tone_set": tone_set.config_hash(),
+                "metrics_version": METRICS_VERSION}
     iterator = progress(folders) if progress is not None else folders
     for folder in iterator:
         embedding = np.load(folder / "embedding.npy", allow_pickle=False)
@@ -117,7 +126,47 @@ def score_results(
         atomic_write_bytes(rows_path, json.dumps({"key": key, "rows": rows}, indent=1).encode())
     all_rows = stored_rows(out_dir)
     write_disentanglement_csv(out_dir / CSV_FILE, {name: rows for name, rows in all_rows.items()})
+    _score_similarity(out_dir, [p for p in folders], settings)
     return all_rows
+
+
+def _score_similarity(out_dir: Path, folders: List[Path], settings: dict) -> None:
+    """Write OUT/similarity.csv for every pair of stored models (reused when unchanged)."""
+    from gear.metrics import SIMILARITY_COLUMNS, similarity_rows
+
+    folders = sorted(set(folders) | {p for p in (out_dir / "models").iterdir() if (p / "embedding.npy").exists()})
+    embeddings = {p.name: np.load(p / "embedding.npy", allow_pickle=False) for p in folders}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name, embedding in embeddings.items():
+        digest.update(name.encode() + b"\0" + np.ascontiguousarray(embedding).tobytes())
+    key = digest.hexdigest()
+    stored = out_dir / _SIMILARITY_JSON
+    if stored.exists() and json.loads(stored.read_text()).get("key") == key and (out_dir / SIMILARITY_FILE).exists():
+        return
+    rows = similarity_rows(embeddings, random_state=settings["random_state"])
+    lines = [",".join(SIMILARITY_COLUMNS)]
+    lines += [",".join([_csv_text(r["model_a"]), _csv_text(r["model_b"]), r["metric"],
+                        repr(float(r["value"])), repr(float(r["p_value"]))]) for r in rows]
+    atomic_write_bytes(out_dir / SIMILARITY_FILE, ("\n".join(lines) + "\n").encode())
+    clean = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()} for r in rows]
+    atomic_write_bytes(stored, json.dumps({"key": key, "rows": clean}, indent=1).encode())
+
+
+def _csv_text(text: str) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()
+
+
+def stored_similarity(out_dir: os.PathLike) -> List[dict]:
+    """The rows of OUT/similarity.csv as last computed (empty when fewer than two models)."""
+    path = Path(out_dir) / _SIMILARITY_JSON
+    if not path.exists():
+        return []
+    return [dict(r, value=(np.nan if r["value"] is None else r["value"])) for r in json.loads(path.read_text())["rows"]]
 
 
 def stored_rows(out_dir: os.PathLike) -> Dict[str, List[dict]]:
@@ -130,13 +179,15 @@ def stored_rows(out_dir: os.PathLike) -> Dict[str, List[dict]]:
         path = folder / ROWS_FILE
         if path.exists():
             rows = json.loads(path.read_text())["rows"]
-            result[folder.name] = [dict(r, value=(np.nan if r["value"] is None else r["value"])) for r in rows]
+            result[folder.name] = [dict(r, **{k: np.nan for k in _FLOAT_FIELDS if k in r and r[k] is None})
+                                   for r in rows]
     return result
 
 
 def disentanglement_sections(out_dir: os.PathLike):
-    """``(per_model_sections, extra_sections)`` for the report: each scored model's card, and
-    a sortable leaderboard of the metrics."""
+    """``(per_model_sections, extra_sections)`` for the report: each scored model's card; a
+    sortable leaderboard of the metrics, the model-similarity heatmaps and a plain-words
+    explanation of every metric."""
     from gear.disentangle import pivot_metrics
 
     out_dir = Path(out_dir)
@@ -149,7 +200,39 @@ def disentanglement_sections(out_dir: os.PathLike):
     if not rows:
         return per_model, []
     table = pivot_metrics(rows)
-    return per_model, [("Disentanglement leaderboard", _leaderboard_html(table))]
+    extra = [("Disentanglement leaderboard", _leaderboard_html(table))]
+    similarity = stored_similarity(out_dir)
+    if similarity:
+        extra.append(("Model similarity", _similarity_html(similarity)))
+    extra.append(("What the scores mean", _explanations_html()))
+    return per_model, extra
+
+
+def _similarity_html(rows: List[dict]) -> str:
+    import plotly.graph_objects as go
+
+    from gear import html as gear_html
+    from gear.metrics.similarity import N_PERMUTATIONS, SIMILARITY_METRICS, similarity_matrix
+
+    figures = []
+    for metric in SIMILARITY_METRICS:
+        matrix = similarity_matrix(rows, metric)
+        fig = go.Figure(go.Heatmap(z=matrix["values"], x=matrix["models"], y=matrix["models"],
+                                   zmin=0.0, zmax=1.0, colorscale="Viridis",
+                                   texttemplate="%{z:.2f}", colorbar=dict(title=metric)))
+        fig.update_layout(title=metric.replace("_", " "), height=420, yaxis=dict(autorange="reversed"),
+                          margin=dict(l=120, r=20, t=50, b=100))
+        figures.append(gear_html.Markup(fig.to_html(full_html=False, include_plotlyjs=False,
+                                                    div_id=f"gear-similarity-{metric}")))
+    table = gear_html.Markup(gear_html.table(("model_a", "model_b", "metric", "value", "p_value"), rows))
+    return gear_html.render("similarity.html", figures=figures, table=table, n_permutations=N_PERMUTATIONS)
+
+
+def _explanations_html() -> str:
+    from gear import html as gear_html
+    from gear.metrics import EXPLANATIONS
+
+    return gear_html.render("metrics.html", explanations=list(EXPLANATIONS.items()))
 
 
 def _leaderboard_html(table: Dict[str, Dict[str, float]]) -> str:

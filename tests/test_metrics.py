@@ -283,3 +283,53 @@ def test_metric_table_drives_evaluate_and_every_metric_is_explained(paper, z):
     for r in rows:
         assert math.isfinite(r["value"]) or r["note"], r
     assert evaluate(z, theta, families=["standard"])[0]["parameter"] == "all"
+
+
+# ---------------------------------------------------------------- real models (slow)
+@pytest.fixture(scope="module")
+def paper_embeddings(tmp_path_factory):
+    """naive, logmel and mfcc embeddings of the 50 x 50 paper grid (a few seconds each)."""
+    import synth
+    from embeddings import registry
+    from gear.embedder import embed_model
+
+    cache = tmp_path_factory.mktemp("cache")
+    tone_set = synth.make_grid("paper")
+    return tone_set, {name: embed_model(registry.get_spec(name), tone_set, cache_dir=cache)
+                      for name in ("naive", "logmel", "mfcc")}
+
+
+@pytest.mark.slow
+def test_f1_ties_are_broken_by_the_mean_and_the_normalised_score(paper_embeddings):
+    from gear.analysis import score_embedding
+
+    tone_set, embeddings = paper_embeddings
+    theta = tone_set.theta()
+    means, norms = {}, {}
+    for name, X in embeddings.items():
+        _, summary = score_embedding(X, {"f1_hz": theta[:, 0]}, scales={"f1_hz": "log"}, n_bootstrap=50)
+        assert summary[0]["median_abs_log_ratio"] == 0.0  # the tie of issue 10
+        rows = neighbour_rows(make_design(X, theta, names=CAUSE_FACTORS), n_resamples=200)
+        f1 = {r["metric"]: r for r in rows if r["parameter"] == "f1_hz"}
+        means[name], norms[name] = f1["mean_abs_log_ratio"], f1["normalised_score"]
+    # logmel < mfcc < naive, with disjoint confidence intervals
+    for better, worse in (("logmel", "mfcc"), ("mfcc", "naive")):
+        for table in (means, norms):
+            assert table[better]["ci_high"] < table[worse]["ci_low"], (better, worse)
+
+
+@pytest.mark.slow
+def test_logmel_normalised_scores_agree_on_a_grid_twice_as_dense(paper_embeddings, tmp_path):
+    import synth
+    from embeddings import registry
+    from gear.embedder import embed_model
+
+    tone_set, embeddings = paper_embeddings
+    dense = synth.make_grid("paper", n_alpha=100, n_r=100)
+    X_dense = embed_model(registry.get_spec("logmel"), dense, cache_dir=tmp_path)
+    scores = {}
+    for key, X, ts in (("paper", embeddings["logmel"], tone_set), ("dense", X_dense, dense)):
+        rows = neighbour_rows(make_design(X, ts.theta(), names=CAUSE_FACTORS), n_resamples=50)
+        scores[key] = _values(rows, "normalised_score")
+    for factor in ("alpha", "r"):
+        assert abs(scores["paper"][factor] - scores["dense"][factor]) < 0.05, (factor, scores)

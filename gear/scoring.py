@@ -12,7 +12,6 @@ recomputes only what changed.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
 from pathlib import Path
@@ -236,36 +235,15 @@ def _explanations_html() -> str:
 
 
 def _leaderboard_html(table: Dict[str, Dict[str, float]]) -> str:
-    head = "".join(
-        f'<th data-col="{i + 1}" title="click to sort ({"higher" if better else "lower"} is better)">{html.escape(label)}</th>'
-        for i, (_, label, better) in enumerate(LEADERBOARD_COLUMNS)
-    )
-    body = []
+    from gear import html as gear_html
+
+    rows = []
     for model, values in table.items():
         cells = []
         for column, _, _ in LEADERBOARD_COLUMNS:
             value = values.get(column, np.nan)
             text = "–" if not np.isfinite(value) else (f"{value:.0f}" if column.startswith(("betti", "intrinsic", "topology")) else f"{value:.3f}")
-            sort_value = "" if not np.isfinite(value) else repr(float(value))
-            cells.append(f'<td data-v="{sort_value}">{text}</td>')
-        body.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
-    return (
-        "<p>Global measures per model (columns sort on click). Probe R²: cross-validated with whole "
-        "grid blocks held out; sensitivity: embedding spreads moved per standard deviation of the "
-        "parameter; disentanglement = orthogonality × balance of the parameter directions (1: "
-        "orthogonal, equally visible); intrinsic dimension from Isomap's residual variance; "
-        "b0/b1/b2: long-lived components, loops and voids (the parameter box has 1, 0, 0). "
-        "Numbers also in <code>disentanglement.csv</code>.</p>"
-        '<table class="gear-sortable" id="gear-disentangle-leaderboard"><thead><tr><th data-col="0">model</th>'
-        + head
-        + "</tr></thead><tbody>"
-        + "".join(body)
-        + "</tbody></table>"
-        + "<script>(function(){var t=document.getElementById('gear-disentangle-leaderboard');"
-        "t.querySelectorAll('th').forEach(function(th){th.style.cursor='pointer';th.addEventListener('click',function(){"
-        "var c=+th.dataset.col,rows=Array.from(t.tBodies[0].rows),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';"
-        "rows.sort(function(a,b){var x=a.cells[c],y=b.cells[c];var u=x.dataset.v!==undefined?parseFloat(x.dataset.v):x.textContent,"
-        "v=y.dataset.v!==undefined?parseFloat(y.dataset.v):y.textContent;if(typeof u==='number'&&isNaN(u))return 1;"
-        "if(typeof v==='number'&&isNaN(v))return -1;return (u<v?-1:u>v?1:0)*(asc?1:-1);});"
-        "rows.forEach(function(r){t.tBodies[0].appendChild(r);});});});})();</script>"
-    )
+            cells.append((text, "" if not np.isfinite(value) else repr(float(value))))
+        rows.append((model, cells))
+    return gear_html.render("metrics_leaderboard.html", rows=rows,
+                            columns=[(label, better) for _, label, better in LEADERBOARD_COLUMNS])

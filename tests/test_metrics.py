@@ -333,3 +333,47 @@ def test_logmel_normalised_scores_agree_on_a_grid_twice_as_dense(paper_embedding
         scores[key] = _values(rows, "normalised_score")
     for factor in ("alpha", "r"):
         assert abs(scores["paper"][factor] - scores["dense"][factor]) < 0.05, (factor, scores)
+
+
+@pytest.mark.slow
+def test_gear_score_writes_new_metrics_similarity_and_sections(tmp_path, fake_model):
+    import csv
+    import shutil
+
+    from gear import pipeline
+    from gear.scoring import disentanglement_sections, score_results
+
+    config = pipeline.GearConfig(grid_kwargs=dict(n_alpha=12, n_r=12), isomap_neighbors=10,
+                                 n_neighbors=5, n_bootstrap=20)
+    pipeline.run(["fake"], out_dir=tmp_path, config=config, cache_dir=tmp_path / "c", report=False)
+    scores_before = (tmp_path / "scores.csv").read_bytes()
+    other = tmp_path / "models" / "<i>rotated"
+    shutil.copytree(tmp_path / "models" / "fake", other)
+    X = np.load(other / "embedding.npy")
+    np.save(other / "embedding.npy", (X @ special_ortho_group.rvs(X.shape[1], random_state=0) * 2).astype(np.float32))
+    rows = score_results(tmp_path)
+    assert (tmp_path / "scores.csv").read_bytes() == scores_before
+    with open(tmp_path / "disentanglement.csv", newline="") as fh:
+        recs = list(csv.DictReader(fh))
+    got = {(r["model"], r["metric"], r["parameter"]) for r in recs}
+    for metric, parameter in (("normalised_score", "alpha"), ("oracle", "r"), ("chance", "f1_hz"),
+                              ("mean_abs_log_ratio", "f1_hz"), ("purity", "f1_hz"),
+                              ("dci_disentanglement", "all"), ("mig", "all"), ("sap", "all"),
+                              ("modularity", "all"), ("explicitness", "all"), ("silhouette", "f1_hz"),
+                              ("davies_bouldin", "f1_hz"), ("sweep_spearman", "alpha")):
+        assert ("fake", metric, parameter) in got
+    for r in recs:
+        assert r["value"] != "" or r["note"], r
+    assert mean_normalised_score(rows["fake"]) == pytest.approx(
+        mean_normalised_score(rows["<i>rotated"]))  # a rotation keeps every neighbour
+    with open(tmp_path / "similarity.csv", newline="") as fh:
+        sim = list(csv.DictReader(fh))
+    assert tuple(sim[0]) == ("model_a", "model_b", "metric", "value", "p_value")
+    assert {r["metric"] for r in sim} == {"linear_cka", "debiased_cka", "rsa"}
+    assert all(float(r["value"]) == pytest.approx(1.0) for r in sim)
+    per_model, extra = disentanglement_sections(tmp_path)
+    titles = [t for t, _ in extra]
+    assert titles == ["Disentanglement leaderboard", "Model similarity", "What the scores mean"]
+    page = "".join(h for _, h in extra) + per_model["fake"][0][1]
+    assert "<i>rotated" not in page and "&lt;i&gt;rotated" in page
+    assert "normalised_score" in page and "gear-similarity-linear_cka" in page

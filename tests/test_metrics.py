@@ -14,7 +14,8 @@ from gear.metrics.neighbours import abs_log_ratios, neighbour_count, neighbour_r
 from gear.metrics.similarity import debiased_cka, linear_cka, rsa, similarity_rows
 from gear.metrics.standard import (dci_from_importance, mig_from_information,
                                    modularity_from_information, sap_from_scores, standard_rows)
-from gear.metrics.sweeps import grid_sweeps, harmonic_sweeps, sweep_correlations, sweep_rows
+from gear.metrics.sweeps import (explicit_sweeps, grid_sweeps, harmonic_sweeps, sweep_correlations,
+                                 sweep_rows, sweep_tone_set)
 
 
 def _values(rows, metric):
@@ -196,8 +197,8 @@ def test_sweeps_known_answers():
     sweeps = harmonic_sweeps(n_sweeps=4, n_steps=6)
     theta = np.column_stack([sweeps["f1_hz"], sweeps["alpha"], sweeps["r"]])
     z = make_design(theta[:, :1], theta, names=CAUSE_FACTORS).z()
-    explicit = {name: (np.where(sweeps["factor"] == j, sweeps["sweep_id"], -1), sweeps["step"])
-                for j, name in enumerate(CAUSE_FACTORS)}
+    explicit = explicit_sweeps(sweeps)
+    assert np.allclose(sweep_tone_set(sweeps).theta(), theta)
     rows = sweep_rows(make_design(z, theta, names=CAUSE_FACTORS), sweeps=explicit)
     assert all(v == pytest.approx(1.0) for v in _values(rows, "sweep_spearman").values())
     blind = np.column_stack([z[:, 0], z[:, 0] ** 2])  # f1 only: alpha and r sweeps are flat

@@ -26,7 +26,8 @@ from gear.errors import ParameterError
 
 from ._common import Design, row
 
-__all__ = ["sweep_correlations", "grid_sweeps", "harmonic_sweeps", "sweep_rows"]
+__all__ = ["sweep_correlations", "grid_sweeps", "harmonic_sweeps", "sweep_tone_set", "explicit_sweeps",
+           "sweep_rows"]
 
 _SALT_BOOT = 51
 #: Fewest steps a sweep needs.
@@ -105,6 +106,23 @@ def harmonic_sweeps(*, n_sweeps: int = 8, n_steps: int = 12, f1_hz_range=(110.0,
     values = np.concatenate(blocks)
     return {"f1_hz": np.exp(values[:, 0]), "alpha": values[:, 1], "r": values[:, 2],
             "factor": np.asarray(factor), "sweep_id": np.asarray(sweep_id), "step": np.asarray(step)}
+
+
+def sweep_tone_set(sweeps: Dict[str, np.ndarray]):
+    """A :class:`synth.ToneSet` (preset ``"custom"``) of the tones of :func:`harmonic_sweeps`,
+    ready for :func:`gear.embedder.embed_model`; its ``theta()`` has the sweeps' f1, alpha, r."""
+    import synth
+
+    n = sweeps["f1_hz"].size
+    return synth.ToneSet(preset="custom", f1_bins=np.asarray(sweeps["f1_hz"], dtype=np.float64) / synth.HZ_PER_BIN,
+                         alpha=np.asarray(sweeps["alpha"], dtype=np.float64),
+                         r=np.asarray(sweeps["r"], dtype=np.float64), grid_index=np.full((n, 3), -1))
+
+
+def explicit_sweeps(sweeps: Dict[str, np.ndarray], names=("f1_hz", "alpha", "r")):
+    """``{factor name: (sweep_id, step)}`` of :func:`harmonic_sweeps`, for :func:`sweep_rows`."""
+    return {name: (np.where(sweeps["factor"] == j, sweeps["sweep_id"], -1), sweeps["step"])
+            for j, name in enumerate(names)}
 
 
 def _median_ci(values: np.ndarray, rng, n_resamples: int = 1000) -> Tuple[float, float]:

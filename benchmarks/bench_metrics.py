@@ -34,7 +34,11 @@ DIMS = (4096, 2048, 1024, 512, 128, 40, 22, 1024, 256, 64)
 def _theta():
     from gear.disentangle import control_theta
 
-    return control_theta("paper", n_alpha=50, n_r=50, random_state=0)
+    theta, grid = control_theta("paper", n_alpha=50, n_r=50, random_state=0)
+    # f1 on 13 semitone-spaced values, as the paper grid's integer f1 bins: a discrete factor
+    octaves = np.log2(theta[:, 0] / theta[:, 0].min())
+    theta[:, 0] = theta[:, 0].min() * 2.0 ** (np.round(octaves * 6) / 6)
+    return theta, grid
 
 
 def _embedding(theta, dim, seed):

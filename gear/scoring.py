@@ -37,6 +37,13 @@ _FLOAT_FIELDS = ("value", "ci_low", "ci_high")
 
 #: Leaderboard columns: (pivoted metric name, label, higher is better)
 LEADERBOARD_COLUMNS = (
+    ("mean_normalised_score", "normalised score (0 oracle, 1 chance)", False),
+    ("normalised_score[f1_hz]", "norm. f1", False),
+    ("normalised_score[alpha]", "norm. α", False),
+    ("normalised_score[r]", "norm. r", False),
+    ("dci_disentanglement", "DCI D", True),
+    ("mig", "MIG", True),
+    ("sap", "SAP", True),
     ("disentanglement_score", "disentanglement", True),
     ("orthogonality", "orthogonality", True),
     ("probe_r2_ridge[f1_hz]", "ridge R² f1", True),
@@ -198,7 +205,11 @@ def disentanglement_sections(out_dir: os.PathLike):
             per_model[name] = [("Disentanglement card", card.read_text())]
     if not rows:
         return per_model, []
+    from gear.metrics import mean_normalised_score
+
     table = pivot_metrics(rows)
+    for name, model_rows in rows.items():
+        table[name]["mean_normalised_score"] = mean_normalised_score(model_rows)
     extra = [("Disentanglement leaderboard", _leaderboard_html(table))]
     similarity = stored_similarity(out_dir)
     if similarity:

@@ -136,14 +136,36 @@ def analyse_embedding(
         warnings=notes,
         n_components=n_components,
         embedding_dim=int(embedding.shape[1]),
+        normalised=normalised_scores(embedding, tone_set, random_state=config.random_state),
     )
+
+
+def normalised_scores(embedding: np.ndarray, tone_set, *, random_state: int = 0, n_resamples: int = 200) -> dict:
+    """The normalised neighbour score of every cause factor and their ``mean`` (the leaderboard's
+    ranking): 0 = as good as an oracle whose neighbours are chosen in factor space, 1 = chance
+    (random neighbours), with K a fixed fraction of the design (:mod:`gear.metrics.neighbours`),
+    so that scores compare across designs and grid densities."""
+    from gear.metrics import CAUSE_FACTORS, make_design, mean_normalised_score
+    from gear.metrics.neighbours import neighbour_rows
+
+    design = make_design(embedding, tone_set.theta(), names=PARAMETERS, random_state=random_state)
+    rows = neighbour_rows(design, n_resamples=n_resamples)
+    scores = {r["parameter"]: float(r["value"]) for r in rows
+              if r["metric"] == "normalised_score" and r["value"] is not None}
+    scores["mean"] = mean_normalised_score(rows, CAUSE_FACTORS)
+    return scores
+
+
+#: Version of what :func:`analyse_embedding` stores: stored analyses of another version are recomputed.
+ANALYSIS_VERSION = 2
 
 
 def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.ToneSet) -> str:
     """Hash of what an analysis depends on: the embedding's bytes, the settings, the tones."""
     import hashlib
 
-    digest = hashlib.sha256(np.ascontiguousarray(embedding, dtype=np.float32).tobytes())
+    digest = hashlib.sha256(f"gear-analysis/{ANALYSIS_VERSION}".encode())
+    digest.update(np.ascontiguousarray(embedding, dtype=np.float32).tobytes())
     digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
     digest.update(tone_set.config_hash().encode())
     return digest.hexdigest()
@@ -221,16 +243,15 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
     """
     from gear.report import leaderboard_section
     from gear.scoring import disentanglement_sections
-    from gear.store import leaderboard_columns, leaderboard_rows
+    from gear.store import RANKING, leaderboard_columns, leaderboard_rows
 
     config = config_from_settings(store.read_settings())
     rows = leaderboard_rows(results, {name: store.info(name) for name in store.names()})
     leaderboard = leaderboard_section(rows, leaderboard_columns(rows), ranked_by=(
-        "score: the mean over the parameters of median |log-ratio| divided by its chance level (0 = neighbours share "
-        "the parameters, 1 = random neighbours); lower is better. 'kind' says where an entry came from (registry: "
-        "gear run; submission: gear add-submission); 'flags' what the checks before storing found "
-        "(constant-embedding: every tone gets the same embedding; batch-dependent: an embedding depends on the "
-        "other sounds of the call)"))
+        RANKING + ". 'kind' says where an entry came from (registry: gear run; submission: gear add-submission); "
+        "'flags' what the checks before storing found (constant-embedding: every tone gets the same embedding; "
+        "batch-dependent: an embedding depends on the other sounds of the call); 'fraction_of_chance' is the former "
+        "ranking (median |log-ratio| over its chance level, averaged over the parameters)"))
     per_model, extra = disentanglement_sections(store.out_dir)
     names = {r.name for r in results}
     return write_run_report(

@@ -37,6 +37,10 @@ class ModelResult:
     flags : list of str
         What the sanity checks found before storing (``constant-embedding``,
         ``batch-dependent``); shown in the leaderboard.
+    normalised : dict of str -> float
+        Per cause factor, the normalised neighbour score (0 = as good as an oracle that knows
+        the factors, 1 = chance; :mod:`gear.metrics.neighbours`), and ``mean`` over them: what
+        the leaderboard ranks by.
     """
 
     name: str
@@ -48,3 +52,4 @@ class ModelResult:
     n_components: int = 1
     embedding_dim: int = 0
     flags: List[str] = dataclasses.field(default_factory=list)
+    normalised: Dict[str, float] = dataclasses.field(default_factory=dict)

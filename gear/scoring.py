@@ -4,13 +4,14 @@ Reads ``OUT/models/<name>/embedding.npy`` and the run's tone set, computes
 :func:`gear.disentangle.compute_disentanglement`, and stores per model
 ``disentanglement.json`` (the rows) and ``disentanglement_card.html`` (the card, an HTML
 fragment the report embeds), then ``OUT/disentanglement.csv`` over all models with columns
-``model,metric,parameter,value``. Results are keyed by a hash of the embedding and settings,
-so a rerun recomputes only what changed.
+``model,metric,parameter,value,ci_low,ci_high,note`` and, with two models or more,
+``OUT/similarity.csv`` (``model_a,model_b,metric,value,p_value``: linear CKA, debiased CKA and
+RSA of every pair). Results are keyed by a hash of the embeddings and settings, so a rerun
+recomputes only what changed.
 """
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
 from pathlib import Path
@@ -21,14 +22,27 @@ import numpy as np
 from gear import pipeline
 from gear.errors import ParameterError
 
-__all__ = ["score_results", "disentanglement_sections", "CARD_FILE", "ROWS_FILE"]
+__all__ = ["score_results", "disentanglement_sections", "stored_similarity", "CARD_FILE",
+           "ROWS_FILE", "SIMILARITY_FILE"]
 
 CARD_FILE = "disentanglement_card.html"
 ROWS_FILE = "disentanglement.json"
 CSV_FILE = "disentanglement.csv"
+SIMILARITY_FILE = "similarity.csv"
+_SIMILARITY_JSON = "similarity.json"
+#: Version of the metric set: stored results of another version are recomputed.
+METRICS_VERSION = 2
+_FLOAT_FIELDS = ("value", "ci_low", "ci_high")
 
 #: Leaderboard columns: (pivoted metric name, label, higher is better)
 LEADERBOARD_COLUMNS = (
+    ("mean_normalised_score", "normalised score (0 oracle, 1 chance)", False),
+    ("normalised_score[f1_hz]", "norm. f1", False),
+    ("normalised_score[alpha]", "norm. α", False),
+    ("normalised_score[r]", "norm. r", False),
+    ("dci_disentanglement", "DCI D", True),
+    ("mig", "MIG", True),
+    ("sap", "SAP", True),
     ("disentanglement_score", "disentanglement", True),
     ("orthogonality", "orthogonality", True),
     ("probe_r2_ridge[f1_hz]", "ridge R² f1", True),
@@ -99,7 +113,8 @@ def score_results(
         names = [n for n in names if n in models]
     if not names:
         raise ParameterError(f"{str(out_dir)!r} holds no stored embeddings; run `gear run --out {out_dir}` first")
-    settings = {"scales": scales or {}, "random_state": random_state, "tone_set": tone_set.config_hash()}
+    settings = {"scales": scales or {}, "random_state": random_state, "tone_set": tone_set.config_hash(),
+                "metrics_version": METRICS_VERSION}
     iterator = progress(names) if progress is not None else names
     for name in iterator:
         try:
@@ -125,7 +140,64 @@ def score_results(
         store.write_derived(name, ROWS_FILE, json.dumps({"key": key, "rows": rows}, indent=1).encode())
     all_rows = stored_rows(out_dir)
     write_disentanglement_csv(out_dir / CSV_FILE, {name: rows for name, rows in all_rows.items()})
+    _score_similarity(store, settings)
     return all_rows
+
+
+def _verified_embeddings(store) -> Dict[str, np.ndarray]:
+    """Every stored embedding that passes its checksum (a corrupt one is left out, with a warning)."""
+    import warnings
+
+    from gear.store import CorruptEntryError, CorruptEntryWarning
+
+    embeddings = {}
+    for name in store.names():
+        if not (store.models_dir / name / "embedding.npy").exists():
+            continue
+        try:
+            embeddings[name] = store.load_embedding(name)
+        except CorruptEntryError as error:
+            warnings.warn(str(error), CorruptEntryWarning, stacklevel=3)
+    return embeddings
+
+
+def _score_similarity(store, settings: dict) -> None:
+    """Write OUT/similarity.csv for every pair of stored models (reused when unchanged)."""
+    from gear.metrics import SIMILARITY_COLUMNS, similarity_rows
+
+    out_dir = store.out_dir
+    embeddings = _verified_embeddings(store)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name, embedding in embeddings.items():
+        digest.update(name.encode() + b"\0" + np.ascontiguousarray(embedding).tobytes())
+    key = digest.hexdigest()
+    stored = out_dir / _SIMILARITY_JSON
+    if stored.exists() and json.loads(stored.read_text()).get("key") == key and (out_dir / SIMILARITY_FILE).exists():
+        return
+    rows = similarity_rows(embeddings, random_state=settings["random_state"])
+    lines = [",".join(SIMILARITY_COLUMNS)]
+    lines += [",".join([_csv_text(r["model_a"]), _csv_text(r["model_b"]), r["metric"],
+                        repr(float(r["value"])), repr(float(r["p_value"]))]) for r in rows]
+    store.write_output(SIMILARITY_FILE, ("\n".join(lines) + "\n").encode())
+    clean = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()} for r in rows]
+    store.write_output(_SIMILARITY_JSON, json.dumps({"key": key, "rows": clean}, indent=1).encode())
+
+
+def _csv_text(text: str) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()
+
+
+def stored_similarity(out_dir: os.PathLike) -> List[dict]:
+    """The rows of OUT/similarity.csv as last computed (empty when fewer than two models)."""
+    path = Path(out_dir) / _SIMILARITY_JSON
+    if not path.exists():
+        return []
+    return [dict(r, value=(np.nan if r["value"] is None else r["value"])) for r in json.loads(path.read_text())["rows"]]
 
 
 def stored_rows(out_dir: os.PathLike) -> Dict[str, List[dict]]:
@@ -138,13 +210,15 @@ def stored_rows(out_dir: os.PathLike) -> Dict[str, List[dict]]:
         path = folder / ROWS_FILE
         if path.exists():
             rows = json.loads(path.read_text())["rows"]
-            result[folder.name] = [dict(r, value=(np.nan if r["value"] is None else r["value"])) for r in rows]
+            result[folder.name] = [dict(r, **{k: np.nan for k in _FLOAT_FIELDS if k in r and r[k] is None})
+                                   for r in rows]
     return result
 
 
 def disentanglement_sections(out_dir: os.PathLike):
-    """``(per_model_sections, extra_sections)`` for the report: each scored model's card, and
-    a sortable leaderboard of the metrics."""
+    """``(per_model_sections, extra_sections)`` for the report: each scored model's card; a
+    sortable leaderboard of the metrics, the model-similarity heatmaps and a plain-words
+    explanation of every metric."""
     from gear.disentangle import pivot_metrics
 
     out_dir = Path(out_dir)
@@ -156,41 +230,56 @@ def disentanglement_sections(out_dir: os.PathLike):
             per_model[name] = [("Disentanglement card", card.read_text())]
     if not rows:
         return per_model, []
+    from gear.metrics import mean_normalised_score
+
     table = pivot_metrics(rows)
-    return per_model, [("Disentanglement leaderboard", _leaderboard_html(table))]
+    for name, model_rows in rows.items():
+        table[name]["mean_normalised_score"] = mean_normalised_score(model_rows)
+    extra = [("Disentanglement leaderboard", _leaderboard_html(table))]
+    similarity = stored_similarity(out_dir)
+    if similarity:
+        extra.append(("Model similarity", _similarity_html(similarity)))
+    extra.append(("What the scores mean", _explanations_html()))
+    return per_model, extra
+
+
+def _similarity_html(rows: List[dict]) -> str:
+    import plotly.graph_objects as go
+
+    from gear import html as gear_html
+    from gear.metrics.similarity import N_PERMUTATIONS, SIMILARITY_METRICS, similarity_matrix
+
+    figures = []
+    for metric in SIMILARITY_METRICS:
+        matrix = similarity_matrix(rows, metric)
+        fig = go.Figure(go.Heatmap(z=matrix["values"], x=matrix["models"], y=matrix["models"],
+                                   zmin=0.0, zmax=1.0, colorscale="Viridis",
+                                   texttemplate="%{z:.2f}", colorbar=dict(title=metric)))
+        fig.update_layout(title=metric.replace("_", " "), height=420, yaxis=dict(autorange="reversed"),
+                          margin=dict(l=120, r=20, t=50, b=100))
+        figures.append(gear_html.Markup(fig.to_html(full_html=False, include_plotlyjs=False,
+                                                    div_id=f"gear-similarity-{metric}")))
+    table = gear_html.Markup(gear_html.table(("model_a", "model_b", "metric", "value", "p_value"), rows))
+    return gear_html.render("similarity.html", figures=figures, table=table, n_permutations=N_PERMUTATIONS)
+
+
+def _explanations_html() -> str:
+    from gear import html as gear_html
+    from gear.metrics import EXPLANATIONS
+
+    return gear_html.render("metrics.html", explanations=list(EXPLANATIONS.items()))
 
 
 def _leaderboard_html(table: Dict[str, Dict[str, float]]) -> str:
-    head = "".join(
-        f'<th data-col="{i + 1}" title="click to sort ({"higher" if better else "lower"} is better)">{html.escape(label)}</th>'
-        for i, (_, label, better) in enumerate(LEADERBOARD_COLUMNS)
-    )
-    body = []
+    from gear import html as gear_html
+
+    rows = []
     for model, values in table.items():
         cells = []
         for column, _, _ in LEADERBOARD_COLUMNS:
             value = values.get(column, np.nan)
             text = "–" if not np.isfinite(value) else (f"{value:.0f}" if column.startswith(("betti", "intrinsic", "topology")) else f"{value:.3f}")
-            sort_value = "" if not np.isfinite(value) else repr(float(value))
-            cells.append(f'<td data-v="{sort_value}">{text}</td>')
-        body.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
-    return (
-        "<p>Global measures per model (columns sort on click). Probe R²: cross-validated with whole "
-        "grid blocks held out; sensitivity: embedding spreads moved per standard deviation of the "
-        "parameter; disentanglement = orthogonality × balance of the parameter directions (1: "
-        "orthogonal, equally visible); intrinsic dimension from Isomap's residual variance; "
-        "b0/b1/b2: long-lived components, loops and voids (the parameter box has 1, 0, 0). "
-        "Numbers also in <code>disentanglement.csv</code>.</p>"
-        '<table class="gear-sortable" id="gear-disentangle-leaderboard"><thead><tr><th data-col="0">model</th>'
-        + head
-        + "</tr></thead><tbody>"
-        + "".join(body)
-        + "</tbody></table>"
-        + "<script>(function(){var t=document.getElementById('gear-disentangle-leaderboard');"
-        "t.querySelectorAll('th').forEach(function(th){th.style.cursor='pointer';th.addEventListener('click',function(){"
-        "var c=+th.dataset.col,rows=Array.from(t.tBodies[0].rows),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';"
-        "rows.sort(function(a,b){var x=a.cells[c],y=b.cells[c];var u=x.dataset.v!==undefined?parseFloat(x.dataset.v):x.textContent,"
-        "v=y.dataset.v!==undefined?parseFloat(y.dataset.v):y.textContent;if(typeof u==='number'&&isNaN(u))return 1;"
-        "if(typeof v==='number'&&isNaN(v))return -1;return (u<v?-1:u>v?1:0)*(asc?1:-1);});"
-        "rows.forEach(function(r){t.tBodies[0].appendChild(r);});});});})();</script>"
-    )
+            cells.append((text, "" if not np.isfinite(value) else repr(float(value))))
+        rows.append((model, cells))
+    return gear_html.render("metrics_leaderboard.html", rows=rows,
+                            columns=[(label, better) for _, label, better in LEADERBOARD_COLUMNS])

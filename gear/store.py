@@ -92,7 +92,8 @@ REPORT_FILE = "report.html"
 #: The two kinds of entry (``provenance.kind``).
 REGISTRY = "registry"
 SUBMISSION = "submission"
-#: Columns of ``leaderboard.csv`` before the per-parameter ones (``flags`` and ``added`` after them).
+#: Columns of ``leaderboard.csv`` before the per-factor ones (``normalised_<factor>``, ``fraction_of_chance``,
+#: ``median_abs_log_ratio_<factor>``, then ``flags`` and ``added``).
 LEADERBOARD_COLUMNS = ("rank", "model", "kind", "module", "version", "weights_sha256", "embedding_dim", "score")
 #: Output files derived from ``models/`` (rewritten together; restored together on a rollback).
 OUTPUT_FILES = (RUN_FILE, SCORES_FILE, LEADERBOARD_FILE, REPORT_FILE)
@@ -282,6 +283,7 @@ class StagedEntry:
             "scores": result.scores,
             "warnings": result.warnings,
             "flags": list(flags),
+            "normalised": result.normalised,
             "n_components": result.n_components,
             "embedding_dim": result.embedding_dim,
             "analysis_key": key,
@@ -466,6 +468,7 @@ class ResultsStore:
                 name=meta["name"], description=meta["description"], isomap=isomap, log_ratios=log_ratios,
                 scores=scores, warnings=meta["warnings"], n_components=meta["n_components"],
                 embedding_dim=meta["embedding_dim"], flags=list(meta.get("flags", [])),
+                normalised={k: (np.nan if v is None else float(v)) for k, v in meta.get("normalised", {}).items()},
             )
         except (OSError, ValueError, KeyError, EOFError) as error:
             raise CorruptEntryError(name, info.folder / RESULT_NPZ,
@@ -802,6 +805,12 @@ class ResultsStore:
         payload = {"config": config, "tone_set": tone_set_config, "models": list(models)}
         atomic_write_bytes(self.out_dir / RUN_FILE, _json_bytes(payload))
 
+    def write_output(self, filename: str, data: bytes) -> Path:
+        """Write a directory-level file derived from the entries (``gear score``'s CSV files)."""
+        if "/" in filename or filename in OUTPUT_FILES or filename.startswith("."):
+            raise ParameterError(f"output file name {filename!r} is not allowed")
+        return atomic_write_bytes(self.out_dir / filename, data)
+
     def write_derived(self, name: str, filename: str, data: bytes) -> Path:
         """Write a file derived from an entry (e.g. ``gear score``'s card) into its folder.
 
@@ -814,14 +823,21 @@ class ResultsStore:
 
 
 # ----------------------------------------------------------------------------- leaderboard
-def leaderboard_rows(results: Sequence[ModelResult], infos: Optional[Dict[str, EntryInfo]] = None) -> List[dict]:
-    """One row per result, ranked.
+#: What the leaderboard ranks by (said on the page and in the README).
+RANKING = ("the mean normalised neighbour score over the cause factors (0 = as good as an oracle whose neighbours "
+           "are chosen in factor space, 1 = chance: random neighbours; K is 1.6 % of the tones, so the score compares "
+           "across designs); lower is better")
 
-    ``score`` is the mean, over the parameters, of the median |log-ratio| divided by its chance
-    level (the same statistic with random neighbours): 0 when every sound's neighbours share its
-    parameters, about 1 when they are no better than random. Lower is better; rank 1 is the
-    lowest score (ties share a rank; results without a score last). ``flags`` lists what the
-    sanity checks found (``constant-embedding``, ``batch-dependent``).
+
+def leaderboard_rows(results: Sequence[ModelResult], infos: Optional[Dict[str, EntryInfo]] = None) -> List[dict]:
+    """One row per result, ranked by :data:`RANKING`.
+
+    ``score`` is the mean normalised neighbour score over the cause factors
+    (:func:`gear.pipeline.normalised_scores`), with ``normalised_<factor>`` beside it;
+    ``fraction_of_chance`` is the former ranking (mean over the parameters of the median
+    |log-ratio| divided by its chance level), kept for comparison. Rank 1 is the lowest score (ties
+    share a rank; results without a score last). ``flags`` lists what the sanity checks found
+    (``constant-embedding``, ``batch-dependent``).
     """
     infos = infos or {}
     rows = []
@@ -835,6 +851,9 @@ def leaderboard_rows(results: Sequence[ModelResult], infos: Optional[Dict[str, E
             row[f"median_abs_log_ratio_{score['parameter']}"] = value
             if np.isfinite(value) and np.isfinite(chance) and chance > 0:
                 ratios.append(value / chance)
+        for factor, value in result.normalised.items():
+            if factor != "mean":
+                row[f"normalised_{factor}"] = float(value)
         row.update(
             model=result.name,
             kind=info.kind if info is not None else "",
@@ -842,7 +861,8 @@ def leaderboard_rows(results: Sequence[ModelResult], infos: Optional[Dict[str, E
             version=submission.get("version") or "",
             weights_sha256=(submission.get("weights_sha256") or "")[:12],
             embedding_dim=result.embedding_dim,
-            score=float(np.mean(ratios)) if ratios else np.nan,
+            score=float(result.normalised.get("mean", np.nan)),
+            fraction_of_chance=float(np.mean(ratios)) if ratios else np.nan,
             flags=" ".join(result.flags),
             added=submission.get("added", ""),
         )
@@ -861,14 +881,16 @@ def leaderboard_rows(results: Sequence[ModelResult], infos: Optional[Dict[str, E
 
 def leaderboard_columns(rows: Sequence[dict]) -> List[str]:
     """Columns of ``leaderboard.csv`` for these rows."""
-    extra = []
+    normalised, medians = [], []
     for row in rows:
         for key in row:
-            if key.startswith("median_abs_log_ratio_") and key not in extra:
-                extra.append(key)
-    if not extra:
-        extra = ["median_abs_log_ratio_f1_hz", "median_abs_log_ratio_alpha", "median_abs_log_ratio_r"]
-    return list(LEADERBOARD_COLUMNS) + extra + ["flags", "added"]
+            if key.startswith("normalised_") and key not in normalised:
+                normalised.append(key)
+            if key.startswith("median_abs_log_ratio_") and key not in medians:
+                medians.append(key)
+    if not medians:
+        medians = ["median_abs_log_ratio_f1_hz", "median_abs_log_ratio_alpha", "median_abs_log_ratio_r"]
+    return list(LEADERBOARD_COLUMNS) + normalised + ["fraction_of_chance"] + medians + ["flags", "added"]
 
 
 def _cell(value) -> str:

@@ -115,7 +115,7 @@ def test_score_writes_disentanglement_csv_and_cards(tmp_path, fake_model):
     pipeline.run(["fake"], out_dir=tmp_path, config=config, cache_dir=tmp_path / "c", report=False)
     assert cli.main(["score", "--out", str(tmp_path), "-q"]) == 0
     rows = read_csv(tmp_path / "disentanglement.csv")
-    assert tuple(rows[0]) == ("model", "metric", "parameter", "value")
+    assert tuple(rows[0]) == ("model", "metric", "parameter", "value", "ci_low", "ci_high", "note")
     metrics = {(r["metric"], r["parameter"]) for r in rows}
     assert {("probe_r2_ridge", "f1_hz"), ("disentanglement_score", ""), ("betti_1", "")} <= metrics
     page = (tmp_path / "report.html").read_text()

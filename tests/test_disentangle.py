@@ -56,7 +56,8 @@ def paper_results(paper):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, emb in control_embeddings(theta, random_state=1).items():
-            out[name] = compute_disentanglement(emb, theta, grid_index=grid, random_state=0)
+            out[name] = compute_disentanglement(emb, theta, grid_index=grid, random_state=0,
+                                                extended=False)  # gear.metrics: test_metrics*.py
     return out
 
 
@@ -431,7 +432,7 @@ def test_rows_format_and_determinism(small):
     kw = dict(grid_index=grid, isomap_neighbors=20, topology_landmarks=100)
     rows = disentanglement_metrics(emb, theta, random_state=7, **kw)
     again = disentanglement_metrics(emb, theta, random_state=7, **kw)
-    assert rows == again
+    assert [repr(sorted(r.items())) for r in rows] == [repr(sorted(r.items())) for r in again]
     metrics = {r["metric"] for r in rows}
     for m in ("probe_r2_ridge", "probe_r2_mlp", "probe_r2_chance", "sensitivity", "overlap",
               "orthogonality", "sensitivity_balance", "disentanglement_score",
@@ -440,9 +441,14 @@ def test_rows_format_and_determinism(small):
               "continuity", "betti_0", "betti_1", "betti_2", "max_persistence_2",
               "topology_extra_features"):
         assert m in metrics
+    extended = {"metric", "parameter", "value", "ci_low", "ci_high", "note"}
+    assert {"normalised_score", "dci_disentanglement", "mig", "sap", "silhouette"} <= metrics
     for r in rows:
-        assert set(r) == {"metric", "parameter", "value"} and isinstance(r["value"], float)
-        if r["metric"].startswith(("probe", "sensitivity")) and r["metric"] != "sensitivity_balance":
+        assert set(r) in ({"metric", "parameter", "value"}, extended) and isinstance(r["value"], float)
+        if set(r) == extended:
+            assert r["parameter"] in NAMES + ("all",)
+            assert math.isfinite(r["value"]) or r["note"]
+        elif r["metric"].startswith(("probe", "sensitivity")) and r["metric"] != "sensitivity_balance":
             assert r["parameter"] in NAMES
         elif r["metric"] == "overlap":
             assert r["parameter"] in ("f1_hz:alpha", "f1_hz:r", "alpha:r")

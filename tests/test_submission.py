@@ -120,28 +120,38 @@ def test_add_stores_in_pipeline_layout(results_dir):
     assert [(r["rank"], r["model"]) for r in rows] == [("1", "good")]
 
 
-def test_leaderboard_score_is_mean_fraction_of_chance(results_dir):
+def test_leaderboard_ranks_by_the_mean_normalised_score(results_dir):
     result = pipeline.load_results(results_dir)[0]
-    expected = np.mean([row["median_abs_log_ratio"] / row["chance"] for row in result.scores])
     row = read_csv(results_dir / "leaderboard.csv")[0]
-    assert float(row["score"]) == pytest.approx(expected, rel=1e-5)
+    # the ranking: the mean normalised neighbour score over the cause factors (gear.metrics), recomputed here
+    from gear.metrics import evaluate, mean_normalised_score
+
+    tone_set = config().tone_set()
+    embedding = np.load(results_dir / "models" / "good" / "embedding.npy")
+    rows = evaluate(embedding, tone_set.theta(), names=("f1_hz", "alpha", "r"), families=("neighbours",),
+                    n_resamples=200)
+    assert float(row["score"]) == pytest.approx(mean_normalised_score(rows), rel=1e-5)
+    for factor in ("f1_hz", "alpha", "r"):
+        assert float(row[f"normalised_{factor}"]) == pytest.approx(result.normalised[factor], rel=1e-5)
+    # the former ranking stays beside it
+    expected = np.mean([r["median_abs_log_ratio"] / r["chance"] for r in result.scores])
+    assert float(row["fraction_of_chance"]) == pytest.approx(expected, rel=1e-5)
     assert float(row["median_abs_log_ratio_alpha"]) == pytest.approx(
         next(r["median_abs_log_ratio"] for r in result.scores if r["parameter"] == "alpha"), rel=1e-5)
+    assert "mean normalised neighbour score" in (results_dir / "report.html").read_text()
 
 
 def test_leaderboard_ranks_lowest_score_first():
     from gear.results import ModelResult
 
-    def fake(name, values):
-        scores = [dict(parameter=p, median_abs_log_ratio=v, chance=1.0) for p, v in zip("abc", values)]
-        return ModelResult(name=name, description="", isomap=np.zeros((2, 3)), log_ratios={}, scores=scores)
+    def fake(name, mean):
+        return ModelResult(name=name, description="", isomap=np.zeros((2, 3)), log_ratios={}, scores=[],
+                           normalised={"mean": mean})
 
-    rows = leaderboard_rows([fake("x", (0.9, 0.9, 0.9)), fake("y", (0.1, 0.2, 0.3)), fake("z", (np.nan,) * 3),
-                                   fake("w", (0.2, 0.2, 0.2))])
+    rows = leaderboard_rows([fake("x", 0.9), fake("y", 0.2), fake("z", np.nan), fake("w", 0.2)])
     assert [(r["model"], r["rank"]) for r in rows] == [("w", 1), ("y", 1), ("x", 3), ("z", "")]
 
 
-# ----------------------------------------------------------------------------- failures store nothing
 def _bad_scene(transform):
     def make(name):
         module = make_hear_module(name)

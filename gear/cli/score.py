@@ -13,7 +13,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("score", help="disentanglement, topology and probe metrics of every stored model",
                        description="Compute global metrics (probes, sensitivity/overlap, intrinsic dimension, "
                        "trustworthiness, persistent homology) for each model stored in OUT, write "
-                       "OUT/disentanglement.csv (model,metric,parameter,value) and add a card per model to the report.")
+                       "OUT/disentanglement.csv (model,metric,parameter,value,ci_low,ci_high,note), OUT/similarity.csv and add a card per model to the report.")
     p.add_argument("--out", default=DEFAULT_OUT, help="results directory written by `gear run`")
     p.add_argument("--models", nargs="+", metavar="NAME", help="only these stored models")
     p.add_argument("--linear-f1", action="store_true", help="f1 on a linear scale (default: log f1)")

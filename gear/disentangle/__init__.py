@@ -36,8 +36,13 @@ max_persistence_0..2               (model)     longest finite bar / cloud diamet
 topology_extra_features            (model)     long-lived features a box does not have
 =================================  ==========  ==================================================
 
+The metric table of :mod:`gear.metrics` adds normalised neighbour scores, DCI, MIG, SAP,
+modularity, explicitness, cluster scores and sweeps (``extended=True``).
+
 ``disentanglement.csv`` (:func:`write_disentanglement_csv`) holds these rows for several models in
-long format, columns ``model,metric,parameter,value`` (parameter empty for whole-model metrics).
+long format, columns ``model,metric,parameter,value,ci_low,ci_high,note`` (parameter empty for the
+whole-model metrics above, ``all`` for those of :mod:`gear.metrics`; an undefined value is empty
+with the reason in ``note``).
 """
 from __future__ import annotations
 
@@ -95,8 +100,11 @@ __all__ = [
     "BOX_BETTI",
 ]
 
-#: Columns of ``disentanglement.csv`` (a stable, documented output).
-DISENTANGLEMENT_COLUMNS = ("model", "metric", "parameter", "value")
+#: Columns of ``disentanglement.csv`` (a stable, documented output). ``ci_low, ci_high``: a
+#: 95 % confidence interval where the metric has one; ``note``: why ``value`` is empty.
+DISENTANGLEMENT_COLUMNS = ("model", "metric", "parameter", "value", "ci_low", "ci_high", "note")
+#: The columns before the confidence intervals and notes (files written by older versions).
+_LEGACY_COLUMNS = DISENTANGLEMENT_COLUMNS[:4]
 
 
 @dataclasses.dataclass
@@ -124,6 +132,10 @@ class DisentanglementResult:
         The options used.
     timings_s : dict of str -> float
         Wall-clock seconds per metric family.
+    metrics : list of dict
+        The rows of :func:`gear.metrics.evaluate` (normalised neighbour scores, DCI, MIG, SAP,
+        modularity, explicitness, cluster scores, sweeps), with ``ci_low, ci_high, note``;
+        also appended to ``rows``.
     """
 
     rows: List[dict]
@@ -136,11 +148,13 @@ class DisentanglementResult:
     topology: dict
     settings: dict
     timings_s: Dict[str, float]
+    metrics: List[dict] = dataclasses.field(default_factory=list)
 
     def value(self, metric: str, parameter: str = "") -> float:
-        """The value of one row (KeyError when absent)."""
+        """The value of one row (KeyError when absent); ``""`` also finds ``"all"``."""
         for row in self.rows:
-            if row["metric"] == metric and row["parameter"] == parameter:
+            if row["metric"] == metric and (row["parameter"] == parameter
+                                            or (parameter == "" and row["parameter"] == "all")):
                 return row["value"]
         raise KeyError((metric, parameter))
 
@@ -165,6 +179,7 @@ def compute_disentanglement(
     trust_neighbors: int = 10,
     topology_landmarks: int = 300,
     persistence_threshold: float = 0.1,
+    extended: bool = True,
 ) -> DisentanglementResult:
     """All disentanglement metrics of one embedding, with the details the card plots.
 
@@ -198,6 +213,9 @@ def compute_disentanglement(
     topology_landmarks, persistence_threshold
         Sub-sample size for b1/b2 (300) and the long-lived threshold (0.1 of the diameter), see
         :func:`persistence_summary`.
+    extended : bool
+        Also evaluate the metric table of :mod:`gear.metrics` (normalised neighbour scores,
+        DCI, MIG, SAP, modularity, explicitness, cluster scores, sweeps).
 
     Returns
     -------
@@ -211,51 +229,84 @@ def compute_disentanglement(
     t0 = time.perf_counter()
     prep = prepare(embedding, theta, param_names=param_names, grid_index=grid_index,
                    scales=scales, random_state=random_state)
-    # fail fast: check every option before any metric runs
-    check_int(n_folds, "n_folds", 2)
-    check_int(probe_blocks, "probe_blocks", 2)
-    check_int(jacobian_neighbors, "jacobian_neighbors", 2 * prep.p, prep.n - 1)
-    if sensitivity_method not in SENSITIVITY_METHODS:
-        raise ParameterError(f"sensitivity_method={sensitivity_method!r}; choose one of "
-                             f"{', '.join(SENSITIVITY_METHODS)}")
-    check_int(overlap_blocks, "overlap_blocks", 1)
-    check_int(isomap_neighbors, "isomap_neighbors", 1)
-    if isomap_landmarks is not None:
-        check_int(isomap_landmarks, "isomap_landmarks", MAX_ISOMAP_COMPONENTS + 2)
-    check_fraction(id_tolerance, "id_tolerance")
-    if not check_int(trust_neighbors, "trust_neighbors", 1) < prep.n / 2:
-        raise ParameterError(f"trust_neighbors={trust_neighbors} must be < n_sounds / 2 = "
-                             f"{prep.n / 2:g}; lower it")
-    check_int(topology_landmarks, "topology_landmarks", 10)
-    check_fraction(persistence_threshold, "persistence_threshold")
+    options = dict(
+        n_folds=n_folds, probe_blocks=probe_blocks, mlp=bool(mlp),
+        jacobian_neighbors=jacobian_neighbors, sensitivity_method=sensitivity_method,
+        overlap_blocks=overlap_blocks, isomap_neighbors=isomap_neighbors,
+        isomap_landmarks=isomap_landmarks, id_tolerance=id_tolerance,
+        trust_neighbors=trust_neighbors, topology_landmarks=topology_landmarks,
+        persistence_threshold=persistence_threshold,
+    )
+    _check_options(prep, options)  # fail fast: every option before any metric runs
     prep.distances()
     timings = {"distances": time.perf_counter() - t0}
+    measured = _measure(prep, options, timings)
+    rows = _global_rows(prep.param_names, **measured)
+    metrics: List[dict] = []
+    if extended:
+        from gear.metrics import evaluate
 
-    t = time.perf_counter()
-    probes = _probe(prep, n_folds=n_folds, n_blocks=probe_blocks, mlp=mlp)
-    timings["probes"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    sens = _sensitivity(prep, n_neighbors=jacobian_neighbors, method=sensitivity_method,
-                        overlap_blocks=overlap_blocks)
-    timings["sensitivity"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    iso = _isomap_rv(prep, n_neighbors=isomap_neighbors, n_landmarks=isomap_landmarks)
-    iso["intrinsic_dimension"] = intrinsic_dimension(iso["residual_variance"],
-                                                     tolerance=id_tolerance)
-    timings["isomap"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    faith = _trust_cont(prep, n_neighbors=trust_neighbors)
-    timings["trustworthiness"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    topo = _persistence(prep, n_landmarks=topology_landmarks, threshold=persistence_threshold)
-    timings["topology"] = time.perf_counter() - t
+        metrics = evaluate(embedding, theta, names=prep.param_names, scales=prep.scales,
+                           grid_index=grid_index, distances=prep.distances(),
+                           random_state=prep.seed, timings=timings)
     timings["total"] = time.perf_counter() - t0
+    settings = dict(options, sensitivity_method=measured["sens"]["method"],
+                    isomap_neighbors=measured["iso"]["n_neighbors"], random_state=prep.seed,
+                    extended=bool(extended))
+    return DisentanglementResult(
+        rows=rows + metrics, param_names=prep.param_names, scales=dict(prep.scales),
+        probes=measured["probes"], sensitivity=measured["sens"], isomap=measured["iso"],
+        faithfulness=measured["faith"], topology=measured["topo"], settings=settings,
+        timings_s=timings, metrics=metrics,
+    )
 
-    names = prep.param_names
+
+def _check_options(prep, o: dict) -> None:
+    """ParameterError naming the first invalid option of :func:`compute_disentanglement`."""
+    check_int(o["n_folds"], "n_folds", 2)
+    check_int(o["probe_blocks"], "probe_blocks", 2)
+    check_int(o["jacobian_neighbors"], "jacobian_neighbors", 2 * prep.p, prep.n - 1)
+    if o["sensitivity_method"] not in SENSITIVITY_METHODS:
+        raise ParameterError(f"sensitivity_method={o['sensitivity_method']!r}; choose one of "
+                             f"{', '.join(SENSITIVITY_METHODS)}")
+    check_int(o["overlap_blocks"], "overlap_blocks", 1)
+    check_int(o["isomap_neighbors"], "isomap_neighbors", 1)
+    if o["isomap_landmarks"] is not None:
+        check_int(o["isomap_landmarks"], "isomap_landmarks", MAX_ISOMAP_COMPONENTS + 2)
+    check_fraction(o["id_tolerance"], "id_tolerance")
+    if not check_int(o["trust_neighbors"], "trust_neighbors", 1) < prep.n / 2:
+        raise ParameterError(f"trust_neighbors={o['trust_neighbors']} must be < n_sounds / 2 = "
+                             f"{prep.n / 2:g}; lower it")
+    check_int(o["topology_landmarks"], "topology_landmarks", 10)
+    check_fraction(o["persistence_threshold"], "persistence_threshold")
+
+
+def _timed(timings: dict, key: str, function, *args, **kwargs):
+    t = time.perf_counter()
+    out = function(*args, **kwargs)
+    timings[key] = time.perf_counter() - t
+    return out
+
+
+def _measure(prep, o: dict, timings: dict) -> dict:
+    """Probes, sensitivity, Isomap, faithfulness and topology of a prepared embedding."""
+    probes = _timed(timings, "probes", _probe, prep, n_folds=o["n_folds"],
+                    n_blocks=o["probe_blocks"], mlp=o["mlp"])
+    sens = _timed(timings, "sensitivity", _sensitivity, prep, n_neighbors=o["jacobian_neighbors"],
+                  method=o["sensitivity_method"], overlap_blocks=o["overlap_blocks"])
+    t = time.perf_counter()
+    iso = _isomap_rv(prep, n_neighbors=o["isomap_neighbors"], n_landmarks=o["isomap_landmarks"])
+    iso["intrinsic_dimension"] = intrinsic_dimension(iso["residual_variance"],
+                                                     tolerance=o["id_tolerance"])
+    timings["isomap"] = time.perf_counter() - t
+    faith = _timed(timings, "trustworthiness", _trust_cont, prep, n_neighbors=o["trust_neighbors"])
+    topo = _timed(timings, "topology", _persistence, prep, n_landmarks=o["topology_landmarks"],
+                  threshold=o["persistence_threshold"])
+    return dict(probes=probes, sens=sens, iso=iso, faith=faith, topo=topo)
+
+
+def _global_rows(names, *, probes, sens, iso, faith, topo) -> List[dict]:
+    """The rows of the probe, sensitivity, Isomap, faithfulness and topology metrics."""
     rows: List[dict] = []
 
     def add(metric, parameter, value):
@@ -285,20 +336,7 @@ def compute_disentanglement(
     for k, p in enumerate(topo["max_persistence"]):
         add(f"max_persistence_{k}", "", p)
     add("topology_extra_features", "", topo["extra_features"])
-
-    settings = dict(
-        n_folds=n_folds, probe_blocks=probe_blocks, mlp=bool(mlp),
-        jacobian_neighbors=jacobian_neighbors, sensitivity_method=sens["method"],
-        overlap_blocks=overlap_blocks, isomap_neighbors=iso["n_neighbors"],
-        isomap_landmarks=isomap_landmarks, id_tolerance=id_tolerance,
-        trust_neighbors=trust_neighbors, topology_landmarks=topology_landmarks,
-        persistence_threshold=persistence_threshold, random_state=prep.seed,
-    )
-    return DisentanglementResult(
-        rows=rows, param_names=names, scales=dict(prep.scales), probes=probes,
-        sensitivity=sens, isomap=iso, faithfulness=faith, topology=topo, settings=settings,
-        timings_s=timings,
-    )
+    return rows
 
 
 def disentanglement_metrics(embedding, theta, *, param_names: Sequence[str] = PARAM_NAMES,
@@ -352,14 +390,21 @@ def _format_value(v) -> str:
     return repr(v)
 
 
+def _csv_cells(row: Mapping) -> List[str]:
+    """value, ci_low, ci_high, note of a row; an undefined value with a note is left empty."""
+    note = str(row.get("note", "") or "")
+    value = "" if note and not math.isfinite(float(row["value"])) else _format_value(row["value"])
+    ci = [row.get("ci_low"), row.get("ci_high")]
+    ci = ["" if c is None or not math.isfinite(float(c)) else _format_value(c) for c in ci]
+    return [value, *ci, note]
+
+
 def write_disentanglement_csv(path, results: Mapping[str, object]) -> Path:
     """Write ``disentanglement.csv`` for several models, atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Target file (its folder must exist); written to a temporary file in the same folder
-        and moved into place, so readers never see a partial file.
     results : mapping of str -> DisentanglementResult or list of dict
         Model name -> its result (or the rows of :func:`disentanglement_metrics`), written in
         the mapping's order.
@@ -367,8 +412,8 @@ def write_disentanglement_csv(path, results: Mapping[str, object]) -> Path:
     Returns
     -------
     pathlib.Path
-        The path written. Columns: ``model,metric,parameter,value``; values are Python float
-        reprs (``nan`` where undefined).
+        The path written. Columns :data:`DISENTANGLEMENT_COLUMNS`; values are Python float
+        reprs (``nan`` where undefined without a note, empty where a ``note`` says why).
     """
     path = Path(path)
     if not isinstance(results, Mapping) or not results:
@@ -382,9 +427,13 @@ def write_disentanglement_csv(path, results: Mapping[str, object]) -> Path:
         if not isinstance(model, str) or not model:
             raise ParameterError(f"model names must be non-empty strings, got {model!r}")
         for row in _rows_of(value):
-            writer.writerow([model, row["metric"], row["parameter"], _format_value(row["value"])])
+            writer.writerow([model, row["metric"], row["parameter"], *_csv_cells(row)])
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
     return path
+
+
+def _float_cell(text: str) -> float:
+    return float(text) if text not in ("", None) else math.nan
 
 
 def read_disentanglement_csv(path) -> Dict[str, List[dict]]:
@@ -395,7 +444,7 @@ def read_disentanglement_csv(path) -> Dict[str, List[dict]]:
     out: Dict[str, List[dict]] = {}
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != DISENTANGLEMENT_COLUMNS:
+        if tuple(reader.fieldnames or ()) not in (DISENTANGLEMENT_COLUMNS, _LEGACY_COLUMNS):
             raise ParameterError(
                 f"{str(path)!r} has columns {reader.fieldnames}; expected "
                 f"{','.join(DISENTANGLEMENT_COLUMNS)}"
@@ -403,7 +452,8 @@ def read_disentanglement_csv(path) -> Dict[str, List[dict]]:
         for rec in reader:
             out.setdefault(rec["model"], []).append(
                 {"metric": rec["metric"], "parameter": rec["parameter"],
-                 "value": float(rec["value"])}
+                 "value": _float_cell(rec["value"]), "ci_low": _float_cell(rec.get("ci_low", "")),
+                 "ci_high": _float_cell(rec.get("ci_high", "")), "note": rec.get("note", "") or ""}
             )
     return out
 
@@ -418,14 +468,15 @@ def pivot_metrics(results: Mapping[str, object]) -> Dict[str, Dict[str, float]]:
     Returns
     -------
     dict of str -> dict of str -> float
-        Model -> {column: value}, the column being ``metric`` for whole-model metrics and
-        ``metric[parameter]`` otherwise (e.g. ``probe_r2_ridge[f1_hz]``).
+        Model -> {column: value}, the column being ``metric`` for whole-model metrics
+        (parameter ``""`` or ``"all"``) and ``metric[parameter]`` otherwise (e.g.
+        ``probe_r2_ridge[f1_hz]``).
     """
     table = {}
     for model, value in results.items():
         table[model] = {
-            (r["metric"] if not r["parameter"] else f"{r['metric']}[{r['parameter']}]"):
-                float(r["value"])
+            (r["metric"] if r["parameter"] in ("", "all") else f"{r['metric']}[{r['parameter']}]"):
+                (math.nan if r["value"] is None else float(r["value"]))
             for r in _rows_of(value)
         }
     return table

@@ -1,14 +1,15 @@
 """The per-model "disentanglement card": plotly figures and an HTML fragment."""
 from __future__ import annotations
 
-import html
+import math
 import re
 
 import numpy as np
 
 from gear.errors import ParameterError
 
-__all__ = ["disentanglement_card", "disentanglement_card_html", "CARD_FIGURES"]
+__all__ = ["disentanglement_card", "disentanglement_card_html", "metric_table_rows", "CARD_FIGURES",
+           "CHANCE"]
 
 #: Keys of the figures of a card, in display order.
 CARD_FIGURES = ("sensitivity", "probes", "residual_variance", "barcode")
@@ -207,8 +208,44 @@ def _slug(text: str) -> str:
     return slug or "model"
 
 
+#: Chance level of each metric of :mod:`gear.metrics` shown in the card: a metric name whose
+#: row holds it, or a fixed value.
+CHANCE = {
+    "normalised_score": 1.0, "mean_abs_log_ratio": "chance", "purity": "purity_chance",
+    "davies_bouldin": "davies_bouldin_chance", "silhouette": "silhouette_chance",
+    "dci_disentanglement": 0.0, "dci_completeness": 0.0, "dci_informativeness": 0.0,
+    "mig": 0.0, "sap": 0.0, "explicitness": 0.5, "sweep_spearman": 0.0,
+}
+_CARD_METRICS = ("normalised_score", "mean_abs_log_ratio", "purity", "dci_disentanglement",
+                 "dci_completeness", "dci_informativeness", "mig", "sap", "modularity",
+                 "explicitness", "davies_bouldin", "silhouette", "sweep_spearman")
+
+
+def _ci_text(row) -> str:
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return f"[{low:.3g}, {high:.3g}]"
+
+
+def metric_table_rows(metrics) -> list:
+    """Card table rows (metric, parameter, value, CI, chance, note) of the shown metrics."""
+    index = {(r["metric"], r["parameter"]): r for r in metrics}
+    out = []
+    for r in metrics:
+        if r["metric"] not in _CARD_METRICS:
+            continue
+        chance = CHANCE.get(r["metric"], "")
+        if isinstance(chance, str) and chance:
+            chance = index.get((chance, r["parameter"]), {}).get("value", "")
+        out.append({"metric": r["metric"], "parameter": r["parameter"], "value": r["value"],
+                    "95 % CI": _ci_text(r), "chance": chance, "note": r.get("note", "")})
+    return out
+
+
 def disentanglement_card_html(result, *, model: str = "") -> str:
-    """The card as an HTML fragment: a heading, a one-line summary and the four figures.
+    """The card as an HTML fragment: a heading, a one-line summary, the table of the
+    comparable metrics (with chance levels) and the four figures (template ``card.html``).
 
     plotly.js is not included (the page loads it once); element ids are
     ``gear-disentangle-<model slug>-<figure key>``, so the fragment is reproducible.
@@ -222,23 +259,27 @@ def disentanglement_card_html(result, *, model: str = "") -> str:
     -------
     str
     """
+    from gear import html as gear_html
+    from gear.metrics import mean_normalised_score
+
     figs = disentanglement_card(result, model=model)
     slug = _slug(model)
     get = result.value
     summary = (
-        f"disentanglement score {get('disentanglement_score'):.2f} &middot; "
-        f"intrinsic dimension {int(get('intrinsic_dimension'))} &middot; "
-        f"trustworthiness {get('trustworthiness'):.3f} &middot; "
-        f"continuity {get('continuity'):.3f} &middot; "
+        f"disentanglement score {get('disentanglement_score'):.2f} · "
+        f"intrinsic dimension {int(get('intrinsic_dimension'))} · "
+        f"trustworthiness {get('trustworthiness'):.3f} · "
+        f"continuity {get('continuity'):.3f} · "
         f"Betti (b0, b1, b2) = ({int(get('betti_0'))}, {int(get('betti_1'))}, "
         f"{int(get('betti_2'))})"
     )
-    parts = [f'<section class="gear-disentangle-card" id="gear-disentangle-{slug}">']
-    if model:
-        parts.append(f"<h3>{html.escape(model)}</h3>")
-    parts.append(f'<p class="gear-disentangle-summary">{summary}</p>')
-    for key in CARD_FIGURES:
-        parts.append(figs[key].to_html(full_html=False, include_plotlyjs=False,
-                                       div_id=f"gear-disentangle-{slug}-{key}"))
-    parts.append("</section>")
-    return "\n".join(parts)
+    table = ""
+    if result.metrics:
+        columns = ("metric", "parameter", "value", "95 % CI", "chance", "note")
+        table = gear_html.Markup(gear_html.table(columns, metric_table_rows(result.metrics)))
+    figures = [(key, gear_html.Markup(figs[key].to_html(
+        full_html=False, include_plotlyjs=False, div_id=f"gear-disentangle-{slug}-{key}")))
+        for key in CARD_FIGURES]
+    return gear_html.render("card.html", slug=slug, model=model, summary=summary,
+                            metrics_table=table, figures=figures,
+                            mean_normalised=mean_normalised_score(result.metrics))

@@ -52,6 +52,7 @@ import torch
 
 from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
+from embeddings.hear_model import HEARModel
 
 __all__ = [
     "SAMPLE_RATE",
@@ -164,14 +165,20 @@ def _fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
     return net
 
 
-class AisfxModel:
-    """aiSFX's embedding network and its Essentia-equivalent front end; see :func:`load_model`."""
+class AisfxModel(HEARModel):
+    """aiSFX's embedding network and its Essentia-equivalent front end; see :func:`load_model`.
+
+    A :class:`~embeddings.hear_model.HEARModel`: the network is a registered sub-module, so
+    ``model.to(device)`` moves it; the front end runs on the CPU and the blocks are fed to the
+    network on its device (embeddings come back on the CPU).
+    """
 
     sample_rate = SAMPLE_RATE
     scene_embedding_size = EMBEDDING_SIZE
     timestamp_embedding_size = EMBEDDING_SIZE
 
     def __init__(self, checkpoint: Path, *, pad_mode: str, batch_size: int, fold_batchnorm: bool):
+        super().__init__()
         if pad_mode not in PAD_MODES:
             raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -210,10 +217,11 @@ class AisfxModel:
 
     def embed_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(m, 512)`` of ``m`` blocks ``(m, 100, 96)``."""
+        device = next(self.net.parameters()).device
         out = []
         with torch.inference_mode():
             for start in range(0, blocks.shape[0], self.batch_size):
-                out.append(self.net(blocks[start : start + self.batch_size]))
+                out.append(self.net(blocks[start : start + self.batch_size].to(device)).cpu())
         return torch.cat(out).float()
 
 

@@ -35,6 +35,7 @@ import torch
 
 from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
+from embeddings.hear_model import HEARModel
 
 __all__ = [
     "SAMPLE_RATE",
@@ -68,13 +69,17 @@ def _wheel_model() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "saved_models" / "icassp_2022" / "nmp.onnx"
 
 
-class BasicPitchModel:
-    """Basic Pitch's ONNX model in an ONNX Runtime session; see :func:`load_model`."""
+class BasicPitchModel(HEARModel):
+    """Basic Pitch's ONNX model in an ONNX Runtime session (on the CPU); see :func:`load_model`.
+
+    A :class:`~embeddings.hear_model.HEARModel`, as the official HEAR validator requires.
+    """
 
     sample_rate = SAMPLE_RATE
 
     def __init__(self, model_file: Path, *, outputs: Sequence[str], pad_mode: str, batch_size: int,
                  num_threads: int):
+        super().__init__()
         if pad_mode not in PAD_MODES:
             raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         outputs = tuple(outputs)

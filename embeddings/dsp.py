@@ -37,6 +37,7 @@ import torch
 
 from embeddings.audio import as_audio_batch
 from embeddings.errors import EmbeddingError
+from embeddings.hear_model import HEARModel
 
 __all__ = [
     "REPRESENTATIONS",
@@ -57,8 +58,11 @@ _DESCRIPTOR_NAMES = (
 )
 
 
-class DSPRepresentation:
+class DSPRepresentation(HEARModel):
     """A deterministic signal-processing representation with the HEAR model attributes.
+
+    A :class:`~embeddings.hear_model.HEARModel` (a ``torch.nn.Module`` without parameters), as
+    the official HEAR validator requires; the analysis itself is NumPy/librosa on the CPU.
 
     Parameters
     ----------
@@ -92,6 +96,7 @@ class DSPRepresentation:
     rolloff_percent = 0.85
 
     def __init__(self, representation: str = "logmel"):
+        super().__init__()
         if representation not in REPRESENTATIONS:
             raise EmbeddingError(
                 f"representation={representation!r} is not known; choose one of "

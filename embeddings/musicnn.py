@@ -43,6 +43,7 @@ import torch
 
 from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
+from embeddings.hear_model import HEARModel
 
 __all__ = [
     "SAMPLE_RATE",
@@ -171,13 +172,19 @@ def _wheel_folder(model_name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / model_name
 
 
-class MusicnnModel:
-    """A musicnn TF1 graph in its own ``tf.Graph`` and session; see :func:`load_model`."""
+class MusicnnModel(HEARModel):
+    """A musicnn TF1 graph in its own ``tf.Graph`` and session; see :func:`load_model`.
+
+    A :class:`~embeddings.hear_model.HEARModel` (a ``torch.nn.Module``, not a ``tf.Module``: the
+    HEAR functions take and return torch tensors like every adapter here; the TF1 session is an
+    attribute and runs on the CPU).
+    """
 
     sample_rate = SAMPLE_RATE
 
     def __init__(self, folder: Path, *, model_name: str, layer: str, input_length_s: float,
                  pad_mode: str, batch_size: int):
+        super().__init__()
         if pad_mode not in PAD_MODES:
             raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         if layer not in LAYERS:

@@ -36,6 +36,7 @@ import torch
 
 from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
+from embeddings.hear_model import HEARModel
 
 __all__ = [
     "SAMPLE_RATE",
@@ -69,14 +70,20 @@ def _wheel_weights() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
 
 
-class ResemblyzerModel:
-    """Upstream's ``VoiceEncoder`` with a batched front end; see :func:`load_model`."""
+class ResemblyzerModel(HEARModel):
+    """Upstream's ``VoiceEncoder`` with a batched front end; see :func:`load_model`.
+
+    A :class:`~embeddings.hear_model.HEARModel`: the encoder is a registered sub-module, so
+    ``model.to(device)`` moves it; the mel front end runs on the CPU and the partials are fed
+    to the encoder on its device (embeddings come back on the CPU).
+    """
 
     sample_rate = SAMPLE_RATE
     scene_embedding_size = EMBEDDING_SIZE
     timestamp_embedding_size = EMBEDDING_SIZE
 
     def __init__(self, weights: Path, *, pad_mode: str, batch_size: int):
+        super().__init__()
         if pad_mode not in PAD_MODES:
             raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -112,10 +119,11 @@ class ResemblyzerModel:
         return self._slicer(n_samples, RATE_PER_S, MIN_COVERAGE)
 
     def embed_partials(self, mels: torch.Tensor) -> torch.Tensor:
+        device = next(self.encoder.parameters()).device
         out = []
         with torch.inference_mode():
             for start in range(0, mels.shape[0], self.batch_size):
-                out.append(self.encoder(mels[start : start + self.batch_size]))
+                out.append(self.encoder(mels[start : start + self.batch_size].to(device)).cpu())
         return torch.cat(out).float()
 
 

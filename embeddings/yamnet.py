@@ -52,6 +52,7 @@ import torch
 
 from embeddings.audio import PAD_MODES, as_audio_array, frame_patches, pad_to_window
 from embeddings.base import EmbeddingError, models_dir
+from embeddings.hear_model import HEARModel
 
 __all__ = [
     "SAMPLE_RATE",
@@ -147,12 +148,16 @@ def _tflite_interpreter_class():
 # ----------------------------------------------------------------------------------------
 # models
 # ----------------------------------------------------------------------------------------
-class _YamnetBase:
+class _YamnetBase(HEARModel):
+    """YAMNet's HEAR attributes and padding rule; a :class:`~embeddings.hear_model.HEARModel`
+    (the interpreter or SavedModel is an attribute; it runs on the CPU)."""
+
     sample_rate = SAMPLE_RATE
     scene_embedding_size = EMBEDDING_SIZE
     timestamp_embedding_size = EMBEDDING_SIZE
 
     def __init__(self, pad_mode: str):
+        super().__init__()
         if pad_mode not in PAD_MODES:
             raise EmbeddingError(f"pad_mode={pad_mode!r} is not one of {PAD_MODES}; pick one of them.")
         self.pad_mode = pad_mode

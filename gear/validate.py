@@ -7,7 +7,8 @@ runs the GEAR-specific checks:
 1. the module imports; ``load_model``, ``get_scene_embeddings`` and
    ``get_timestamp_embeddings`` exist and are callable; ``load_model`` accepts the weights
    path (or no argument when there are no weights);
-2. the model has int attributes ``sample_rate`` (one of 16 000, 22 050, 32 000, 44 100,
+2. the model is a ``torch.nn.Module`` or a ``tf.Module`` (the official validator accepts
+   nothing else) with int attributes ``sample_rate`` (one of 16 000, 22 050, 32 000, 44 100,
    48 000 Hz), ``scene_embedding_size`` and ``timestamp_embedding_size``;
 3. ``get_timestamp_embeddings`` on two sounds of white noise of 1.07 s, 1.98 s and 4.0 s
    returns float32 embeddings ``(n_sounds, n_timestamps, timestamp_embedding_size)`` and
@@ -31,8 +32,11 @@ Weights are only ever passed, as a path, to the submission's own ``load_model``:
 itself never unpickles a file.
 
 Input tensors are ``torch.Tensor`` (float32, on the CPU), or ``tf.Tensor`` when the model
-is a ``tf.Module`` (as the HEAR validator does); outputs may be torch or TensorFlow tensors
-(or NumPy arrays) and must be float32.
+is a ``tf.Module`` (as the HEAR validator does). Outputs must be float32 tensors of the
+model's framework, timestamps included: the official validator compares the embeddings'
+dtype with ``torch.float32`` (``tf.float32``) and takes ``torch.diff`` of the timestamps, so a
+NumPy array, or a TensorFlow tensor from a torch model, is not HEAR-compliant and is rejected
+(``SubmissionError`` of kind ``"type"``) rather than converted.
 """
 from __future__ import annotations
 
@@ -370,8 +374,24 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _check_model_type(model, where: str) -> str:
+    """``"torch"`` or ``"tensorflow"``; a :class:`SubmissionError` (kind ``"load"``) for any other model."""
+    framework = _framework(model)
+    if framework is None:
+        kind = type(model)
+        raise SubmissionError(
+            where,
+            "a torch.nn.Module or a tf.Module (the only model types the official HEAR 2021 validator accepts)",
+            f"a {kind.__module__}.{kind.__qualname__}, which is not HEAR-compliant",
+            "derive the model class from torch.nn.Module (call super().__init__() first; a TFLite, ONNX or "
+            "NumPy runtime can stay an attribute of it) or from tf.Module",
+            kind="load",
+        )
+    return framework
+
+
 def check_model(model, *, module_name: str = "submission") -> Dict[str, int]:
-    """Check the model attributes of the HEAR API.
+    """Check the model type and the model attributes of the HEAR API.
 
     Returns
     -------
@@ -381,9 +401,11 @@ def check_model(model, *, module_name: str = "submission") -> Dict[str, int]:
     Raises
     ------
     SubmissionError
-        An attribute is missing, not an int, not positive, or the rate is not a HEAR rate.
+        The model is neither a ``torch.nn.Module`` nor a ``tf.Module`` (kind ``"load"``); an
+        attribute is missing, not an int, not positive, or the rate is not a HEAR rate.
     """
     where = f"{module_name}.load_model"
+    _check_model_type(model, where)
     out = {}
     fixes = {
         "sample_rate": "set model.sample_rate to the rate (Hz) the model expects, e.g. 16000",
@@ -494,11 +516,16 @@ def user_traceback(error: BaseException) -> str:
 
 
 # ----------------------------------------------------------------------------- calling
-def _framework(model) -> str:
+def _framework(model) -> Optional[str]:
+    """``"tensorflow"`` for a ``tf.Module``, ``"torch"`` for a ``torch.nn.Module`` (the official
+    validator's order), else None."""
     tf = sys.modules.get("tensorflow")
     if tf is not None and isinstance(model, getattr(tf, "Module", ())):
         return "tensorflow"
-    return "torch"
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return "torch"
+    return None
 
 
 def _as_input(audio: np.ndarray, framework: str):
@@ -517,32 +544,65 @@ def _dtype_name(value) -> str:
     return str(getattr(dtype, "name", dtype))
 
 
-def _to_numpy(value, where: str, what: str) -> np.ndarray:
-    """A float32 NumPy copy of a returned tensor (checked dtype)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        kind, ok = str(value.dtype), value.dtype == torch.float32
-        fix = "cast with .float() before returning"
-    elif isinstance(value, np.ndarray):
-        kind, ok = f"numpy {value.dtype}", value.dtype == np.float32
-        fix = "cast with .astype(np.float32) before returning"
-    elif hasattr(value, "numpy") and hasattr(value, "dtype"):
-        kind, ok = f"{type(value).__name__} {_dtype_name(value)}", _dtype_name(value) == "float32"
-        fix = "cast with tf.cast(x, tf.float32) before returning"
-    else:
-        raise SubmissionError(where, f"{what} as a float32 tensor", f"a {type(value).__name__}",
-                              "return a torch.Tensor (or tf.Tensor) of dtype float32", kind="type")
-    if not ok:
-        raise SubmissionError(where, f"{what} of dtype float32", f"dtype {kind}", fix, kind="dtype")
-    if torch is not None and isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+#: Per framework: the tensor type the outputs must have, the model type, how to wrap an array.
+_TENSOR_TYPES = {
+    "torch": ("torch.Tensor", "torch.nn.Module", "torch.from_numpy(array)"),
+    "tensorflow": ("tf.Tensor", "tf.Module", "tf.convert_to_tensor(array)"),
+}
+
+
+def _is_tensor(value, framework: str) -> bool:
+    if framework == "torch":
+        import torch
+
+        return isinstance(value, torch.Tensor)
+    import tensorflow as tf
+
+    return bool(tf.is_tensor(value))
+
+
+def _check_tensor_type(value, framework: str, where: str, what: str) -> None:
+    """The official validator's type rule: an output is a tensor of the model's framework.
+
+    A NumPy array (or another framework's tensor) is rejected, not converted: the official
+    ``hear-validator`` fails on it, so the module is not HEAR-compliant (kind ``"type"``).
+    """
+    if _is_tensor(value, framework):
+        return
+    tensor, model_type, wrap = _TENSOR_TYPES[framework]
+    expected = f"{what} as a {tensor} (the model is a {model_type})"
     if isinstance(value, np.ndarray):
-        return value
+        got = (f"a NumPy array of dtype {value.dtype}: the module is not HEAR-compliant (the official "
+               f"hear-validator rejects NumPy outputs)")
+        fix = f"return {wrap} instead of the array"
+    elif hasattr(value, "dtype") and hasattr(value, "shape"):
+        got = (f"a {type(value).__module__}.{type(value).__qualname__}: the module is not HEAR-compliant "
+               f"(a {model_type} must return {tensor}s)")
+        fix = f"convert it to a {tensor}, or make load_model return a model of the framework the outputs come from"
+    else:
+        got = f"a {type(value).__name__}"
+        fix = f"return a {tensor} of dtype float32"
+    raise SubmissionError(where, expected, got, fix, kind="type")
+
+
+def _to_numpy(value, framework: str, where: str, what: str) -> np.ndarray:
+    """A float32 NumPy copy of a returned tensor (checked type and dtype)."""
+    _check_tensor_type(value, framework, where, f"float32 {what}")
+    if framework == "torch":
+        import torch
+
+        if value.dtype != torch.float32:
+            raise SubmissionError(where, f"{what} of dtype float32", f"dtype {value.dtype}",
+                                  "cast with .float() before returning", kind="dtype")
+        return value.detach().cpu().numpy()
+    if _dtype_name(value) != "float32":
+        raise SubmissionError(where, f"{what} of dtype float32", f"dtype {type(value).__name__} {_dtype_name(value)}",
+                              "cast with tf.cast(x, tf.float32) before returning", kind="dtype")
     return np.asarray(value.numpy())
 
 
 def _call(function_name: str, module: ModuleType, model, audio: np.ndarray, where: str, context: str):
-    framework = _framework(model)
+    framework = _check_model_type(model, where.rsplit(".", 1)[0] + ".load_model")
     batch = _as_input(audio, framework)
     function = getattr(module, function_name)
     try:
@@ -609,7 +669,7 @@ def call_scene_embeddings(module: ModuleType, model, audio: np.ndarray, *, modul
     if isinstance(output, tuple) and len(output) == 2:
         raise SubmissionError(where, "one tensor (n_sounds, scene_embedding_size)", "a tuple of 2 items",
                               "return only the embeddings (timestamps belong to get_timestamp_embeddings)", kind="type")
-    array = _to_numpy(output, where, "scene embeddings")
+    array = _to_numpy(output, _framework(model), where, "scene embeddings")
     expected = (audio.shape[0], size)
     if array.shape != expected:
         hint = "return one embedding per sound, of length model.scene_embedding_size"
@@ -664,8 +724,10 @@ def call_timestamp_embeddings(
     if not isinstance(output, (tuple, list)) or len(output) != 2:
         got = f"a {type(output).__name__}" + (f" of {len(output)} items" if isinstance(output, (tuple, list)) else "")
         raise SubmissionError(where, "a tuple (embeddings, timestamps)", got, "return both the embeddings and their timestamps in ms", kind="type")
-    embeddings = _to_numpy(output[0], where, "timestamp embeddings")
+    framework = _framework(model)
+    embeddings = _to_numpy(output[0], framework, where, "timestamp embeddings")
     timestamps = output[1]
+    _check_tensor_type(timestamps, framework, where, "timestamps in ms")
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(timestamps, torch.Tensor):
         timestamps = timestamps.detach().cpu().numpy()

@@ -476,7 +476,7 @@ def test_cli_help(capsys, gear_main):
 JOBLIB_MODULE = '''
 import torch
 
-class Model:
+class Model(torch.nn.Module):  # the HEAR validator accepts only torch.nn.Module / tf.Module
     sample_rate = 16000
     scene_embedding_size = 8
     timestamp_embedding_size = 8

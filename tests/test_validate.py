@@ -127,8 +127,8 @@ def _with_inf(out, audio):
 
 CONTRACT_CASES = {
     "float64": (_scene(lambda out, audio: out.double()), ["get_scene_embeddings", "float32", "torch.float64", ".float()"]),
-    "numpy-float64": (_scene(lambda out, audio: out.numpy().astype(np.float64)), ["float32", "numpy float64", "astype"]),
-    "list": (_scene(lambda out, audio: out.tolist()), ["float32 tensor", "a list"]),
+    "numpy-float64": (_scene(lambda out, audio: out.numpy().astype(np.float64)), ["float32 scene embeddings as a torch.Tensor", "NumPy array of dtype float64", "not HEAR-compliant", "torch.from_numpy(array)"]),
+    "list": (_scene(lambda out, audio: out.tolist()), ["float32 scene embeddings as a torch.Tensor", "a list"]),
     "wrong-shape": (_scene(lambda out, audio: torch.cat([out, out[:, :1]], 1)), ["(n_sounds, scene_embedding_size) = (4, 8)", "shape (4, 9)", "scene_embedding_size = 9"]),
     "transposed": (_scene(lambda out, audio: out.T.contiguous()), ["shape (8, 4)", "transposed"]),
     "frames-not-pooled": (_scene(lambda out, audio: out[:, None, :].repeat(1, 3, 1)), ["shape (4, 3, 8)", "pool"]),
@@ -348,11 +348,15 @@ def test_no_length_works():
     assert "every padded length failed" in str(info.value) and "0.1, 0.25, 0.5, 1, 2 s" in str(info.value)
 
 
-def test_wrong_dtype_is_not_retried_with_padding():
+@pytest.mark.parametrize("convert,message", [
+    (lambda out: out.double(), "torch.float64"),
+    (lambda out: out.numpy(), "not HEAR-compliant"),  # a NumPy output is a type error, not a length problem
+])
+def test_wrong_dtype_or_type_is_not_retried_with_padding(convert, message):
     calls = []
     module = make_hear_module("gear_pad_dtype")
-    module.get_scene_embeddings = lambda audio, model: calls.append(audio.shape) or spectral(audio).double()
-    with pytest.raises(SubmissionError, match="torch.float64"):
+    module.get_scene_embeddings = lambda audio, model: calls.append(audio.shape) or convert(spectral(audio))
+    with pytest.raises(SubmissionError, match=message):
         validate.find_effective_duration(*load(module), small_set())
     assert len(calls) == 1
 
@@ -442,3 +446,122 @@ def test_tensorflow_submission_gets_tf_tensors():
     module.get_scene_embeddings = lambda audio, model: tf.cast(embed(audio), tf.float64)
     with pytest.raises(SubmissionError, match="tf.cast"):
         validate.call_scene_embeddings(module, model, tones)
+
+
+# ----------------------------------------------------------------------------- HEAR model and output types
+def _plain_object_model(name):
+    """A module whose load_model returns a plain object with the three attributes."""
+    module = make_hear_module(name)
+
+    class PlainModel:
+        sample_rate, scene_embedding_size, timestamp_embedding_size = 16000, 8, 8
+
+    module.load_model = lambda model_file_path="": PlainModel()
+    return module
+
+
+def _timestamps(change):
+    def make(name):
+        module = make_hear_module(name)
+        base = module.get_timestamp_embeddings
+
+        def get_timestamp_embeddings(audio, model):
+            return change(*base(audio, model))
+
+        module.get_timestamp_embeddings = get_timestamp_embeddings
+        return module
+
+    return make
+
+
+#: What the official hear-validator rejects, and what GEAR says: (make, kind, fragments).
+TYPE_CASES = {
+    "plain-object-model": (_plain_object_model, "load", [
+        "load_model", "a torch.nn.Module or a tf.Module", "PlainModel, which is not HEAR-compliant",
+        "derive the model class from torch.nn.Module", "super().__init__()"]),
+    "numpy-float32-scene": (_scene(lambda out, audio: out.numpy()), "type", [
+        "get_scene_embeddings", "as a torch.Tensor (the model is a torch.nn.Module)",
+        "NumPy array of dtype float32", "not HEAR-compliant", "torch.from_numpy(array)"]),
+    "numpy-timestamp-embeddings": (_timestamps(lambda emb, ts: (emb.numpy(), ts)), "type", [
+        "get_timestamp_embeddings", "float32 timestamp embeddings as a torch.Tensor", "not HEAR-compliant"]),
+    "numpy-timestamps": (_timestamps(lambda emb, ts: (emb, ts.numpy())), "type", [
+        "get_timestamp_embeddings", "timestamps in ms as a torch.Tensor", "NumPy array", "not HEAR-compliant"]),
+    "float64-scene": (_scene(lambda out, audio: out.double()), "dtype", ["dtype torch.float64", ".float()"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TYPE_CASES))
+def test_model_and_output_types_are_those_of_the_hear_api(case, monkeypatch):
+    make, kind, fragments = TYPE_CASES[case]
+    module = make(f"gear_type_{case.replace('-', '_')}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(SubmissionError) as info:
+        validate.validate_submission(*validate.load_submission(module.__name__))
+    assert info.value.kind == kind
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
+
+
+def test_model_type_is_checked_on_every_call():
+    """call_* and the padding rule refuse a model that did not come through load_submission."""
+    module = _plain_object_model("gear_type_every_call")
+    model = module.load_model()
+    with pytest.raises(SubmissionError) as info:
+        validate.call_scene_embeddings(module, model, np.zeros((1, 1024), np.float32))
+    assert info.value.kind == "load" and info.value.function == "gear_type_every_call.load_model"
+    with pytest.raises(SubmissionError, match="not HEAR-compliant"):
+        validate.find_effective_duration(module, model, small_set())
+
+
+@pytest.mark.slow
+def test_gear_rejects_what_the_official_hear_validator_rejects(monkeypatch, capsys):
+    """The official validator (hearvalidator, installed in the test env) is the reference: on a
+    compliant module both pass; on each breach of TYPE_CASES both fail."""
+    official = pytest.importorskip("hearvalidator.validate")
+    cases = {"compliant": make_hear_module, **{name: make for name, (make, _, _) in TYPE_CASES.items()}}
+    verdicts = {}
+    for case, make in cases.items():
+        module = make(f"gear_official_{case.replace('-', '_')}")
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        try:
+            official.ValidateModel(module.__name__, "", device="cpu")()
+            official_passes = True
+        except BaseException as error:  # its ModelError derives from BaseException
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+            official_passes = False
+        try:
+            validate.validate_submission(*validate.load_submission(module.__name__))
+            gear_passes = True
+        except SubmissionError:
+            gear_passes = False
+        verdicts[case] = (official_passes, gear_passes)
+    capsys.readouterr()  # the official validator prints its progress
+    assert verdicts == {case: (case == "compliant",) * 2 for case in cases}
+
+
+@pytest.mark.slow
+def test_framework_of_the_outputs_must_be_the_models():
+    tf = pytest.importorskip("tensorflow")
+
+    class TFModel(tf.Module):
+        sample_rate, scene_embedding_size, timestamp_embedding_size = 16000, 8, 8
+
+    audio = np.zeros((2, 1024), np.float32)
+    # a tf.Module returning torch tensors (the official validator compares the dtype with tf.float32)
+    module = make_hear_module("gear_tf_model_torch_outputs")
+    module.get_scene_embeddings = lambda audio, model: torch.zeros(audio.shape[0], 8)
+    with pytest.raises(SubmissionError) as info:
+        validate.call_scene_embeddings(module, TFModel(), audio)
+    assert info.value.kind == "type" and "as a tf.Tensor (the model is a tf.Module)" in str(info.value)
+    assert "torch.Tensor: the module is not HEAR-compliant" in str(info.value)
+    # a tf.Module returning NumPy: rejected too (GEAR is stricter than the official validator here)
+    module.get_scene_embeddings = lambda audio, model: np.zeros((audio.shape[0], 8), np.float32)
+    with pytest.raises(SubmissionError, match=r"tf.convert_to_tensor\(array\)"):
+        validate.call_scene_embeddings(module, TFModel(), audio)
+    # a torch.nn.Module returning tf tensors
+    module = make_hear_module("gear_torch_model_tf_outputs")
+    module.get_scene_embeddings = lambda audio, model: tf.zeros((audio.shape[0], 8))
+    with pytest.raises(SubmissionError) as info:
+        validate.call_scene_embeddings(module, module.load_model(), audio)
+    assert info.value.kind == "type" and "as a torch.Tensor (the model is a torch.nn.Module)" in str(info.value)

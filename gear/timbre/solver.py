@@ -469,6 +469,109 @@ def _warm_passive(AT: np.ndarray, b: np.ndarray, init) -> Tuple[list, Optional[t
     return [], None
 
 
+@dataclasses.dataclass
+class _ActiveSet:
+    """The state of :func:`_active_set`: the iterate ``u``, the passive columns (in QR order)
+    with their thin QR factorisation, the columns blocked from entering, the residual."""
+
+    u: np.ndarray
+    qr: "_QR"
+    passive: list
+    in_passive: np.ndarray
+    blocked: np.ndarray
+    r: np.ndarray
+    n_iter: int = 0
+
+    def drop_entering(self, j: int) -> None:
+        """Round-off made the entering column useless: take it out and block it."""
+        self.passive.pop()
+        self.in_passive[j] = False
+        self.qr.pop()
+        self.blocked[j] = True
+
+    def step_towards(self, z: np.ndarray) -> None:
+        """Move from ``u`` towards the unconstrained solution ``z`` until a passive value reaches 0;
+        drop the columns that reached it."""
+        up = self.u[self.passive]
+        neg = z <= 0
+        alpha = float(np.min(up[neg] / (up[neg] - z[neg])))
+        up = up + alpha * (z - up)
+        drop = (up <= 1e-14 * max(1.0, float(up.max()))) | (neg & (up <= 0))
+        if not drop.any():
+            drop[int(np.argmin(np.where(neg, up, np.inf)))] = True
+        self.u[self.passive] = 0.0
+        self.in_passive[[jj for jj, d in zip(self.passive, drop) if d]] = False
+        self.passive = [jj for jj, d in zip(self.passive, drop) if not d]
+        self.u[self.passive] = np.maximum(up[~drop], 0.0)
+        self.qr.delete(np.flatnonzero(drop))
+        self.blocked[:] = False  # the span changed: every column may enter again
+
+
+def _enter(state: _ActiveSet, AT: np.ndarray, b: np.ndarray, j: int, max_iter: int) -> None:
+    """Column ``j`` enters the passive set; inner loop of Lawson-Hanson until the passive solution
+    is positive; then the residual is updated."""
+    if not state.qr.insert(AT[j]):
+        state.blocked[j] = True  # numerically in the span of the passive columns
+        return
+    state.passive.append(j)
+    state.in_passive[j] = True
+    first = True
+    while True:
+        state.n_iter += 1
+        z = state.qr.solve()
+        if np.all(z > 0):
+            break
+        if first and z[-1] <= 0:
+            state.drop_entering(j)
+            z = None
+            break
+        first = False
+        state.step_towards(z)
+        if not state.passive or state.n_iter >= max_iter:
+            z = None  # u holds the interpolated (feasible) point
+            break
+    passive, qr = state.passive, state.qr
+    if z is not None and passive:
+        state.u[passive] = z
+        # u_P solves the least-squares problem on P: r = b - Q Q^T b
+        state.r = b - qr.qtb[: qr.k] @ qr.QT[: qr.k]
+    else:
+        state.r = b - AT[passive].T @ state.u[passive] if passive else b.copy()
+
+
+def _reprice(state: _ActiveSet, AT: np.ndarray, work: np.ndarray, chunk: int, tol: float):
+    """A full pricing pass (one ``AT @ r``): the new working set, or None when no column violates
+    the dual feasibility (converged)."""
+    n = AT.shape[0]
+    g = AT @ state.r
+    g[state.passive] = -np.inf
+    g[state.blocked] = -np.inf
+    viol = np.flatnonzero(g > tol)
+    if viol.size == 0 or work.size == n:  # no violator, or only blocked ones left
+        return None
+    passive = np.asarray(state.passive, dtype=int)
+    add = viol[np.argsort(-g[viol])[:chunk]]
+    rest = np.setdiff1d(work, passive, assume_unique=True)
+    keep_rest = rest[np.argsort(-g[rest])[:chunk]] if rest.size else rest
+    return np.unique(np.concatenate([passive, add, keep_rest]))
+
+
+def _warm_start(state: _ActiveSet, AT: np.ndarray, b: np.ndarray, init, work: np.ndarray) -> np.ndarray:
+    """Start from the candidate columns ``init`` (:func:`_warm_passive`); the working set."""
+    passive, start = _warm_passive(AT, b, init)
+    if not passive:
+        return work
+    Q, R, z = start
+    k = len(passive)
+    qr = state.qr
+    qr.QT[:k], qr.R[:k, :k], qr.qtb[:k], qr.k = Q.T, R, Q.T @ b, k
+    state.passive = passive
+    state.u[passive] = z
+    state.in_passive[passive] = True
+    state.r = b - Q @ qr.qtb[:k]
+    return np.union1d(work, passive)
+
+
 def _active_set(
     AT: np.ndarray, b: np.ndarray, *, tol: float, max_iter: int, chunk: Optional[int] = None, init=None
 ):
@@ -494,97 +597,27 @@ def _active_set(
     passes = 1
     if not g.max() > tol:
         return u, 0, passes, True
-    if n <= 3 * chunk:
-        work = np.arange(n)
-    else:
-        work = np.argpartition(-g, chunk)[:chunk]
-    in_passive = np.zeros(n, dtype=bool)
-    qr = _QR(m, b)
-    passive: list = []  # global column indices, in QR order
-    blocked = np.zeros(n, dtype=bool)
-    r = b.copy()
+    work = np.arange(n) if n <= 3 * chunk else np.argpartition(-g, chunk)[:chunk]
+    state = _ActiveSet(u=u, qr=_QR(m, b), passive=[], in_passive=np.zeros(n, dtype=bool),
+                       blocked=np.zeros(n, dtype=bool), r=b.copy())
     if init is not None and len(init):
-        passive, start = _warm_passive(AT, b, init)
-        if passive:
-            Q, R, z = start
-            k = len(passive)
-            qr.QT[:k], qr.R[:k, :k], qr.qtb[:k], qr.k = Q.T, R, Q.T @ b, k
-            u[passive] = z
-            in_passive[passive] = True
-            r = b - Q @ qr.qtb[:k]
-            work = np.union1d(work, passive)
+        work = _warm_start(state, AT, b, init, work)
     ATw = np.ascontiguousarray(AT[work])
-    n_iter = 0
     converged = False
-    while n_iter < max_iter:
-        gw = ATw @ r
-        gw[in_passive[work] | blocked[work]] = -np.inf
+    while state.n_iter < max_iter:
+        gw = ATw @ state.r
+        gw[state.in_passive[work] | state.blocked[work]] = -np.inf
         i = int(np.argmax(gw))
         if not gw[i] > tol:
-            # full pricing pass
-            g = AT @ r
             passes += 1
-            g[passive] = -np.inf
-            g[blocked] = -np.inf
-            viol = np.flatnonzero(g > tol)
-            if viol.size == 0:
+            work = _reprice(state, AT, work, chunk, tol)
+            if work is None:
                 converged = True
                 break
-            if work.size == n:
-                # the working set is everything: the violators are blocked columns
-                converged = True
-                break
-            add = viol[np.argsort(-g[viol])[:chunk]]
-            rest = np.setdiff1d(work, np.asarray(passive, dtype=int), assume_unique=True)
-            keep_rest = rest[np.argsort(-g[rest])[:chunk]] if rest.size else rest
-            work = np.unique(np.concatenate([np.asarray(passive, dtype=int), add, keep_rest]))
             ATw = np.ascontiguousarray(AT[work])
             continue
-        j = int(work[i])
-        if not qr.insert(AT[j]):
-            blocked[j] = True  # numerically in the span of the passive columns
-            continue
-        passive.append(j)
-        in_passive[j] = True
-        first = True
-        while True:
-            n_iter += 1
-            z = qr.solve()
-            if np.all(z > 0):
-                break
-            if first and z[-1] <= 0:
-                # round-off made the entering column useless: take it out, block it
-                passive.pop()
-                in_passive[j] = False
-                qr.pop()
-                blocked[j] = True
-                z = None
-                break
-            first = False
-            up = u[passive]
-            neg = z <= 0
-            alpha = float(np.min(up[neg] / (up[neg] - z[neg])))
-            up = up + alpha * (z - up)
-            drop = (up <= 1e-14 * max(1.0, float(up.max()))) | (neg & (up <= 0))
-            if not drop.any():
-                drop[int(np.argmin(np.where(neg, up, np.inf)))] = True
-            u[passive] = 0.0
-            in_passive[[jj for jj, d in zip(passive, drop) if d]] = False
-            passive = [jj for jj, d in zip(passive, drop) if not d]
-            up = up[~drop]
-            u[passive] = np.maximum(up, 0.0)
-            qr.delete(np.flatnonzero(drop))
-            blocked[:] = False  # the span changed: every column may enter again
-            if not passive or n_iter >= max_iter:
-                z = None  # u holds the interpolated (feasible) point
-                break
-        if z is not None and passive:
-            u[passive] = z
-            # u_P solves the least-squares problem on P: r = b - Q Q^T b
-            r = b - qr.qtb[: qr.k] @ qr.QT[: qr.k]
-        else:
-            r = b - AT[passive].T @ u[passive] if passive else b.copy()
-    return u, n_iter, passes, converged
+        _enter(state, AT, b, int(work[i]), max_iter)
+    return state.u, state.n_iter, passes, converged
 
 
 def nnls(A: np.ndarray, b: np.ndarray, *, tol: float = 1e-10, max_iter: Optional[int] = None):

@@ -15,6 +15,16 @@ parameter. Differences with the paper's code (deliberate):
   the sounds kept: 2 450 of 2 500 for alpha and for r in the paper grid). A ``"log"`` scale
   (for f1: pitch is heard on a log scale) averages log theta_j instead, i.e.
   ``mean_j log theta_j - log theta_i``, and requires theta > 0.
+
+Memory and scale: up to :data:`EXACT_MAX_SOUNDS` (5 000) sounds, by default, Isomap is
+scikit-learn's exact one (n x n geodesics) and neighbours come from scikit-learn's exact
+search: GEAR's historical path, whose numbers do not change. Above, neighbours come from a faiss
+HNSW index (:mod:`gear.neighbours`, recall measured by :func:`gear.neighbours.recall_at_k`) and
+Isomap is landmark Isomap (:mod:`gear.landmark`); :func:`analyse` shares one search between
+them. Scores, chance and bootstrap hold O(n K) memory above 4 000 sounds (the chance level
+draws K distinct random neighbours from an n x (n - 1) matrix up to 4 000 sounds, with
+replacement above; bootstrap resamples are drawn 100 at a time), so no n x n matrix is formed
+above 5 000 sounds.
 """
 from __future__ import annotations
 

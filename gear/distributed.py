@@ -73,12 +73,8 @@ def client_for(scheduler: str, *, timeout_s: float = CONNECT_TIMEOUT_S):
         n_workers = int(local.group(1))
         if n_workers < 1:
             raise ParameterError(f"scheduler {scheduler!r}: local:N needs N >= 1 worker processes")
-        cluster = distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = distributed.Client(cluster)
-        client._gear_cluster = cluster  # noqa: SLF001 - keeps the cluster alive with the client
-        return client
+        # a cluster the client starts itself is closed with the client
+        return distributed.Client(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
     if not _TCP.match(scheduler):
         raise ParameterError(
             f"scheduler {scheduler!r} is neither 'tcp://HOST:PORT' (an existing Dask scheduler) "

@@ -107,6 +107,17 @@ def test_cluster_results_equal_serial_and_survive_a_killed_worker(cluster):
     _assert_same(outcome, serial_many)
 
 
+@pytest.mark.slow
+def test_local_cluster_results_equal_serial():
+    tone_set = CONFIG.tone_set()
+    embeddings = _embeddings(tone_set, 2)
+    with gd.client_for("local:2") as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        _assert_same(gd.analyse_many(embeddings, tone_set, CONFIG, client), gd.analyse_many(embeddings, tone_set, CONFIG))
+        cluster = client.cluster
+    assert cluster.status.name == "closed"
+
+
 def test_unreachable_scheduler_is_a_clear_error_within_10_s():
     address = f"tcp://127.0.0.1:{_free_port()}"
     start = time.monotonic()

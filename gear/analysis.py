@@ -15,6 +15,16 @@ parameter. Differences with the paper's code (deliberate):
   the sounds kept: 2 450 of 2 500 for alpha and for r in the paper grid). A ``"log"`` scale
   (for f1: pitch is heard on a log scale) averages log theta_j instead, i.e.
   ``mean_j log theta_j - log theta_i``, and requires theta > 0.
+
+Memory and scale: up to :data:`EXACT_MAX_SOUNDS` (5 000) sounds, by default, Isomap is
+scikit-learn's exact one (n x n geodesics) and neighbours come from scikit-learn's exact
+search: GEAR's historical path, whose numbers do not change. Above, neighbours come from a faiss
+HNSW index (:mod:`gear.neighbours`, recall measured by :func:`gear.neighbours.recall_at_k`) and
+Isomap is landmark Isomap (:mod:`gear.landmark`); :func:`analyse` shares one search between
+them. Scores, chance and bootstrap hold O(n K) memory above 4 000 sounds (the chance level
+draws K distinct random neighbours from an n x (n - 1) matrix up to 4 000 sounds, with
+replacement above; bootstrap resamples are drawn 100 at a time), so no n x n matrix is formed
+above 5 000 sounds.
 """
 from __future__ import annotations
 
@@ -24,6 +34,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from gear.errors import ParameterError
+from gear.neighbours import EXACT_MAX_SOUNDS, KNeighbours, choose_algorithm, search
 
 __all__ = [
     "DisconnectedGraphWarning",
@@ -35,6 +46,8 @@ __all__ = [
     "chance_log_ratios",
     "score_embedding",
     "SCALINGS",
+    "EXACT_MAX_SOUNDS",
+    "analyse",
 ]
 
 SCALINGS = ("none", "standard", "maxabs")
@@ -53,12 +66,24 @@ def _check_features(features) -> np.ndarray:
         )
     if features.shape[0] < 3:
         raise ParameterError(f"need at least 3 sounds, got {features.shape[0]}")
+    if features.shape[0] > EXACT_MAX_SOUNDS:
+        return _check_large_features(features)
     if not np.all(np.isfinite(features)):
         n_bad = int(np.sum(~np.isfinite(features).all(axis=1)))
         raise ParameterError(
             f"embedding has NaN or Inf values in {n_bad} sounds; check the model's output"
         )
     return features.astype(np.float64, copy=False)
+
+
+def _check_large_features(features: np.ndarray) -> np.ndarray:
+    """Above EXACT_MAX_SOUNDS: finiteness checked in chunks, float32 kept (no float64 copy)."""
+    n_bad = 0
+    for start in range(0, features.shape[0], 8192):
+        n_bad += int(np.sum(~np.isfinite(features[start:start + 8192]).all(axis=1)))
+    if n_bad:
+        raise ParameterError(f"embedding has NaN or Inf values in {n_bad} sounds; check the model's output")
+    return features if features.dtype in (np.float32, np.float64) else features.astype(np.float64)
 
 
 def scale_features(features, *, scaling: str = "none") -> np.ndarray:
@@ -106,8 +131,16 @@ def isomap_embedding(
     n_neighbors: int = 100,
     n_components: int = 3,
     scaling: str = "none",
+    n_landmarks="auto",
+    neighbors_algorithm: str = "auto",
+    random_state: int = 0,
+    neighbours: Optional[KNeighbours] = None,
 ) -> Tuple[np.ndarray, int]:
-    """Isomap coordinates of an embedding (scikit-learn), and the K-graph's component count.
+    """Isomap coordinates of an embedding, and the K-graph's component count.
+
+    Up to :data:`EXACT_MAX_SOUNDS` sounds (by default) this is scikit-learn's exact Isomap,
+    which holds n x n geodesics; above, landmark Isomap (:class:`gear.landmark.LandmarkIsomap`,
+    O(n (K + L)) memory) on a K-graph from :func:`gear.neighbours.search`.
 
     Parameters
     ----------
@@ -118,26 +151,42 @@ def isomap_embedding(
         Output dimensions (3 in the paper).
     scaling : {"none", "standard", "maxabs"}
         See :func:`scale_features`.
+    n_landmarks : "auto", None or int
+        ``"auto"``: exact up to EXACT_MAX_SOUNDS sounds, else
+        :data:`gear.landmark.DEFAULT_LANDMARKS` landmarks; ``None``: always exact (n x n
+        memory); an int: landmark Isomap with that many landmarks.
+    neighbors_algorithm : {"auto", "exact", "hnsw"}
+        Neighbour search of landmark Isomap (see :func:`gear.neighbours.search`).
+    random_state : int
+        Seed of the first landmark and of an approximate search.
+    neighbours : KNeighbours, optional
+        A search of the *scaled* features with at least ``n_neighbors`` neighbours, reused by
+        landmark Isomap instead of searching again.
 
     Returns
     -------
     coordinates : np.ndarray, shape (n_sounds, n_components), float64
     n_graph_components : int
         Connected components of the K-nearest-neighbour graph. When > 1, a
-        :class:`DisconnectedGraphWarning` is issued: scikit-learn then links the components
-        by their closest points, so distances between components are not geodesic and the
-        picture can place them arbitrarily.
+        :class:`DisconnectedGraphWarning` is issued: the components are then linked by their
+        closest points (as scikit-learn does), so distances between components are not
+        geodesic and the picture can place them arbitrarily.
     """
-    from scipy.sparse.csgraph import connected_components
-    from sklearn.manifold import Isomap
-    from sklearn.neighbors import kneighbors_graph
-
     features = scale_features(features, scaling=scaling)
     n_neighbors = _check_k(n_neighbors, features.shape[0])
     if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or not 1 <= n_components < features.shape[0]:
         raise ParameterError(f"n_components must be an integer in [1, n_sounds - 1], got {n_components!r}")
-    graph = kneighbors_graph(features, n_neighbors, mode="connectivity")
-    n_graph_components, _ = connected_components(graph, directed=False)
+    n_landmarks = _resolve_landmarks(n_landmarks, features.shape[0])
+    if n_landmarks is None:
+        coordinates, n_graph_components = _exact_isomap(features, n_neighbors, n_components)
+    else:
+        from gear.landmark import LandmarkIsomap
+
+        model = LandmarkIsomap(
+            n_neighbors=n_neighbors, n_components=n_components, n_landmarks=n_landmarks,
+            neighbors_algorithm=neighbors_algorithm, random_state=random_state, neighbours=neighbours,
+        )
+        coordinates, n_graph_components = model.fit_transform(features), model.n_connected_components_
     if n_graph_components > 1:
         warnings.warn(
             f"the {n_neighbors}-nearest-neighbour graph of this embedding has "
@@ -146,17 +195,45 @@ def isomap_embedding(
             DisconnectedGraphWarning,
             stacklevel=2,
         )
+    return coordinates, int(n_graph_components)
+
+
+def _resolve_landmarks(n_landmarks, n_sounds: int) -> Optional[int]:
+    from gear.landmark import DEFAULT_LANDMARKS
+
+    if isinstance(n_landmarks, str) and n_landmarks == "auto":
+        return None if n_sounds <= EXACT_MAX_SOUNDS else DEFAULT_LANDMARKS
+    if n_landmarks is None:
+        return None
+    if isinstance(n_landmarks, bool) or not isinstance(n_landmarks, (int, np.integer)) or n_landmarks < 2:
+        raise ParameterError(f"n_landmarks must be 'auto', None or an integer >= 2, got {n_landmarks!r}")
+    return int(n_landmarks)
+
+
+def _exact_isomap(features: np.ndarray, n_neighbors: int, n_components: int):
+    """scikit-learn's Isomap (n x n geodesics): GEAR's path up to EXACT_MAX_SOUNDS sounds."""
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.manifold import Isomap
+    from sklearn.neighbors import kneighbors_graph
+
+    graph = kneighbors_graph(features, n_neighbors, mode="connectivity")
+    n_graph_components, _ = connected_components(graph, directed=False)
     with warnings.catch_warnings():
-        # scikit-learn's own warning about disconnected graphs is replaced by ours above.
+        # scikit-learn's own warning about disconnected graphs is replaced by ours.
         warnings.filterwarnings("ignore", message=".*connected components.*")
         # ... and so is the sparse-efficiency notice it raises while linking the components.
         warnings.filterwarnings("ignore", message=".*sparsity structure.*")
         coordinates = Isomap(n_neighbors=n_neighbors, n_components=n_components).fit_transform(features)
-    return coordinates, int(n_graph_components)
+    return coordinates, n_graph_components
 
 
-def neighbour_indices(features, *, n_neighbors: int = 40, scaling: str = "none") -> np.ndarray:
+def neighbour_indices(
+    features, *, n_neighbors: int = 40, scaling: str = "none", algorithm: str = "auto", random_state: int = 0
+) -> np.ndarray:
     """Indices of each sound's K nearest neighbours in embedding space, self excluded.
+
+    ``algorithm``: see :func:`gear.neighbours.search` (``"auto"``: exact up to
+    :data:`EXACT_MAX_SOUNDS` sounds, HNSW above).
 
     Returns
     -------
@@ -164,16 +241,9 @@ def neighbour_indices(features, *, n_neighbors: int = 40, scaling: str = "none")
         Sorted by distance. When duplicates make another sound tie with the query at
         distance 0, the query itself is still the one removed.
     """
-    from sklearn.neighbors import NearestNeighbors
-
     features = scale_features(features, scaling=scaling)
-    n = features.shape[0]
-    n_neighbors = _check_k(n_neighbors, n)
-    _, indices = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(features).kneighbors(features)
-    is_self = indices == np.arange(n)[:, None]
-    # rows where self was not returned (ties): drop the farthest instead
-    is_self[~is_self.any(axis=1), -1] = True
-    return indices[~is_self].reshape(n, n_neighbors)
+    n_neighbors = _check_k(n_neighbors, features.shape[0])
+    return search(features, n_neighbors, algorithm=algorithm, random_state=random_state).indices
 
 
 def _theta_columns(theta, parameters: Optional[Sequence[str]]) -> Dict[str, np.ndarray]:
@@ -222,6 +292,9 @@ def knn_log_ratios(
     n_neighbors: int = 40,
     scaling: str = "none",
     scales: Optional[Mapping[str, str]] = None,
+    algorithm: str = "auto",
+    random_state: int = 0,
+    neighbours: Optional[KNeighbours] = None,
 ) -> Dict[str, np.ndarray]:
     """The K-NN regression log-ratio of every sound, per parameter.
 
@@ -240,6 +313,13 @@ def knn_log_ratios(
     scales : mapping of name -> {"linear", "log"}, optional
         Scale of each parameter (default linear, as in the paper; ``{"f1_hz": "log"}`` for
         pitch on a log scale).
+    algorithm : {"auto", "exact", "hnsw"}
+        Neighbour search (see :func:`gear.neighbours.search`).
+    random_state : int
+        Seed of an approximate search.
+    neighbours : KNeighbours, optional
+        A search of the *scaled* features with at least ``n_neighbors`` neighbours (its first
+        ``n_neighbors`` are used) instead of a new search.
 
     Returns
     -------
@@ -261,9 +341,14 @@ def knn_log_ratios(
             raise ParameterError(
                 f"scale 'log' for {name!r} needs theta > 0, got {column.min()!r}; use 'linear'"
             )
-    neighbours = neighbour_indices(features, n_neighbors=n_neighbors, scaling=scaling)
+    if neighbours is None:
+        indices = neighbour_indices(
+            features, n_neighbors=n_neighbors, scaling=scaling, algorithm=algorithm, random_state=random_state
+        )
+    else:
+        indices = neighbours.first(_check_k(n_neighbors, features.shape[0])).indices
     return {
-        name: _log_ratio_from_neighbours(column, neighbours, scales.get(name, "linear"))
+        name: _log_ratio_from_neighbours(column, indices, scales.get(name, "linear"))
         for name, column in columns.items()
     }
 
@@ -343,8 +428,14 @@ def score_embedding(
     scales: Optional[Mapping[str, str]] = None,
     n_bootstrap: int = 1000,
     random_state: int = 0,
+    algorithm: str = "auto",
+    neighbours: Optional[KNeighbours] = None,
 ):
     """Log-ratios and one summary row per parameter (with the chance level).
+
+    ``algorithm`` and ``neighbours``: see :func:`knn_log_ratios`. Memory is O(n K) above
+    4 000 sounds (chance neighbours are drawn with replacement there; bootstrap resamples
+    are taken 100 at a time).
 
     Returns
     -------
@@ -353,7 +444,8 @@ def score_embedding(
         Keys ``parameter, median_abs_log_ratio, iqr, ci_low, ci_high, n, chance``.
     """
     log_ratios = knn_log_ratios(
-        features, theta, parameters=parameters, n_neighbors=n_neighbors, scaling=scaling, scales=scales
+        features, theta, parameters=parameters, n_neighbors=n_neighbors, scaling=scaling, scales=scales,
+        algorithm=algorithm, random_state=random_state, neighbours=neighbours,
     )
     chance = chance_log_ratios(
         theta, parameters=list(log_ratios), n_neighbors=n_neighbors, scales=scales, random_state=random_state
@@ -366,3 +458,52 @@ def score_embedding(
         row["chance"] = float(np.nanmedian(chance_values)) if np.any(~np.isnan(chance_values)) else np.nan
         rows.append(row)
     return log_ratios, rows
+
+
+def analyse(
+    features,
+    theta,
+    *,
+    parameters: Optional[Sequence[str]] = None,
+    isomap_neighbors: int = 100,
+    isomap_components: int = 3,
+    n_neighbors: int = 40,
+    scaling: str = "none",
+    scales: Optional[Mapping[str, str]] = None,
+    n_bootstrap: int = 1000,
+    random_state: int = 0,
+    algorithm: str = "auto",
+    n_landmarks="auto",
+) -> dict:
+    """Isomap and scores of one embedding with a single neighbour search.
+
+    Up to :data:`EXACT_MAX_SOUNDS` sounds with the default ``algorithm`` and ``n_landmarks``
+    this is exactly :func:`isomap_embedding` followed by :func:`score_embedding` (GEAR's
+    historical path, same numbers). Above, the features are scaled once, searched once with
+    ``max(isomap_neighbors, n_neighbors)`` neighbours, and that search feeds landmark Isomap
+    and the scores: O(n K) memory, no n x n matrix.
+
+    Returns
+    -------
+    dict with keys ``coordinates`` (n_sounds, isomap_components), ``n_graph_components``,
+    ``log_ratios`` (dict of parameter -> (n_sounds,)), ``rows`` (see :func:`score_embedding`),
+    ``algorithm`` (the neighbour search used, "exact" or "hnsw").
+    """
+    n = np.shape(features)[0]
+    settings = dict(parameters=parameters, n_neighbors=n_neighbors, scales=scales, n_bootstrap=n_bootstrap,
+                    random_state=random_state)
+    isomap_settings = dict(n_neighbors=isomap_neighbors, n_components=isomap_components, random_state=random_state)
+    if choose_algorithm(n, algorithm) == "exact" and _resolve_landmarks(n_landmarks, n) is None:
+        coordinates, n_graph_components = isomap_embedding(features, scaling=scaling, n_landmarks=None, **isomap_settings)
+        log_ratios, rows = score_embedding(features, theta, scaling=scaling, algorithm="exact", **settings)
+        return dict(coordinates=coordinates, n_graph_components=n_graph_components, log_ratios=log_ratios,
+                    rows=rows, algorithm="exact")
+    scaled = scale_features(features, scaling=scaling)
+    k = max(_check_k(isomap_neighbors, n, "isomap_neighbors"), _check_k(n_neighbors, n))
+    neighbours = search(scaled, k, algorithm=algorithm, random_state=random_state)
+    coordinates, n_graph_components = isomap_embedding(
+        scaled, n_landmarks=n_landmarks, neighbours=neighbours, **isomap_settings
+    )
+    log_ratios, rows = score_embedding(scaled, theta, neighbours=neighbours, **settings)
+    return dict(coordinates=coordinates, n_graph_components=n_graph_components, log_ratios=log_ratios,
+                rows=rows, algorithm=neighbours.algorithm)

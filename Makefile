@@ -15,13 +15,13 @@ $(VENV)/.gear-run: setup.cfg setup.py requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip wheel
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e '.[models]' --config-settings editable_mode=compat
+	$(PY) -m pip install -e '.[models,dask]' --config-settings editable_mode=compat
 	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
 	touch $@
 
 # Tests also need TensorFlow (musicnn, YAMNet-Hub) and the reference implementations.
 $(VENV)/.gear-test: $(VENV)/.gear-run
-	$(PY) -m pip install -e '.[models,tf,test]' --config-settings editable_mode=compat
+	$(PY) -m pip install -e '.[models,dask,tf,test]' --config-settings editable_mode=compat
 	touch $@
 
 venv: $(VENV)/.gear-run

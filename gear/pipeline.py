@@ -166,7 +166,7 @@ def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.Tone
     import hashlib
 
     digest = hashlib.sha256(f"gear-analysis/{ANALYSIS_VERSION}".encode())
-    digest.update(np.ascontiguousarray(embedding, dtype=np.float32).tobytes())
+    digest.update(memoryview(np.ascontiguousarray(embedding, dtype=np.float32)).cast("B"))  # no copy
     digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
     digest.update(tone_set.config_hash().encode())
     return digest.hexdigest()

@@ -58,7 +58,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 
 from gear.errors import ParameterError, StoreError
-from gear.files import atomic_write_bytes, atomic_write_text
+from gear.files import atomic_save_array, atomic_write_bytes, atomic_write_text
 from gear.results import SCORE_COLUMNS, ModelResult
 
 __all__ = [
@@ -274,9 +274,7 @@ class StagedEntry:
         np.savez(buffer, **arrays)
         self.write_file(RESULT_NPZ, buffer.getvalue())
         if embedding is not None:
-            buffer = io.BytesIO()
-            np.save(buffer, np.asarray(embedding, dtype=np.float32), allow_pickle=False)
-            self.write_file(EMBEDDING_FILE, buffer.getvalue())
+            atomic_save_array(self.folder / EMBEDDING_FILE, np.asarray(embedding, dtype=np.float32))
         meta = {
             "name": result.name,
             "description": result.description,

@@ -618,7 +618,7 @@ def _distribution_figure(results: Sequence[ModelResult], parameter_names: Sequen
     fig = make_subplots(
         rows=1,
         cols=n_cols,
-        subplot_titles=[_label(p) for p in parameter_names],
+        subplot_titles=[_label(p) + _statistic_suffix(results, p) for p in parameter_names],
         horizontal_spacing=0.06 if n_cols > 1 else 0.0,
     )
     for col, parameter in enumerate(parameter_names, start=1):
@@ -646,6 +646,15 @@ def _distribution_figure(results: Sequence[ModelResult], parameter_names: Sequen
         _add_zero_and_chance(fig, col, [c for c in chances if math.isfinite(c)])
     _style_distribution_figure(fig, n_models=len(results))
     return fig
+
+
+def _statistic_suffix(results: Sequence[ModelResult], parameter: str) -> str:
+    """`` (difference)`` or `` (agreement)`` for a factor not scored by the log-ratio."""
+    for result in results:
+        for row in result.scores:
+            if row.get("parameter") == parameter and row.get("statistic", "log_ratio") != "log_ratio":
+                return f" ({row['statistic']})"
+    return ""
 
 
 def _add_zero_and_chance(fig, col: int, chances: Sequence[float]) -> None:

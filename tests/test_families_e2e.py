@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import synth
+from conftest import make_hear_module
 from gear import analysis, cli, pipeline, statistics
 from gear.results import SCORE_COLUMNS
 from gear.store import SHARED_SETTINGS, ResultsStore
@@ -38,6 +39,7 @@ def test_every_builtin_family_is_tested_end_to_end():
         == {entry["name"] for entry in synth.list_families() if entry["source"].startswith("built-in")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILY_DESIGNS))
 def test_gear_run_scores_every_factor_by_its_statistic(name, tmp_path, monkeypatch):
     monkeypatch.setenv("GEAR_CACHE_DIR", str(tmp_path / "cache"))
@@ -236,6 +238,7 @@ class Bell(Family):
 '''
 
 
+@pytest.mark.slow
 def test_plugin_family_runs_end_to_end(tmp_path, monkeypatch, capsys):
     (tmp_path / "gear_bell_e2e").mkdir()
     (tmp_path / "gear_bell_e2e" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
@@ -257,3 +260,22 @@ def test_plugin_family_runs_end_to_end(tmp_path, monkeypatch, capsys):
     chance = statistics.agreement_chance(tones.codes("tone"))
     assert float(rows[1]["median_abs_log_ratio"]) > chance
     assert (out / "report.html").exists()
+
+
+def test_add_submission_with_a_family_writes_its_factors(tmp_path, monkeypatch, capsys):
+    module = make_hear_module("gear_family_submission")
+    monkeypatch.setitem(__import__("sys").modules, module.__name__, module)
+    out = tmp_path / "out"
+    argv = ["add-submission", module.__name__, "--name", "spectral", "--out", str(out), "--family", "chord",
+            "--design", "random", "--n", "24", "--seed", "5", "--neighbors", "4", "--isomap-neighbors", "8",
+            "--n-bootstrap", "30", "--cache-dir", str(tmp_path / "cache"), "-q"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    rows = read_csv(out / "scores.csv")
+    assert [(r["parameter"], r["statistic"]) for r in rows] == [
+        ("root", "agreement"), ("quality", "agreement"), ("inversion", "agreement")]
+    tones = read_csv(out / "models" / "spectral" / "tones.csv")
+    assert list(tones[0]) == ["index", "root", "quality", "inversion", "sample_rate", "native_n_samples",
+                              "n_samples", "effective_duration_s"]
+    expected = pipeline.read_run_config(out).tone_set()
+    assert [t["quality"] for t in tones] == expected.columns["quality"].tolist()
+    assert [int(t["root"]) for t in tones] == expected.columns["root"].tolist()

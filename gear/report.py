@@ -580,7 +580,8 @@ def _scatter_figure(result: ModelResult, colour: Mapping, *, has_bins: bool, hei
             colorscale=colour.get("colorscale", _DIVERGING),
             cmin=colour["cmin"],
             cmax=colour["cmax"],
-            colorbar=dict(title=dict(text=colour["label"], side="right"), thickness=14, len=0.75),
+            colorbar=dict(title=dict(text=colour["label"], side="right"), thickness=14, len=0.75,
+                          **({k: colour[k] for k in ("tickvals", "ticktext")} if "tickvals" in colour else {})),
             line=dict(width=0),
         ),
         hovertemplate=_hover_template(has_bins, factors),
@@ -736,7 +737,8 @@ def _factor_colour_option(values: np.ndarray, factor: dict) -> dict:
         m = len(factor["values"])
         colours = [_MODEL_COLOURS[k % len(_MODEL_COLOURS)] for k in range(m)]
         edges = np.linspace(0, 1, m + 1)
-        option.update(cmin=-0.5, cmax=m - 0.5, values=factor["values"], colorscale=[
+        option.update(cmin=-0.5, cmax=m - 0.5, values=factor["values"], tickvals=list(range(m)),
+                      ticktext=factor["values"], colorscale=[
             stop for k, colour in enumerate(colours) for stop in ([float(edges[k]), colour], [float(edges[k + 1]), colour])])
     return option
 

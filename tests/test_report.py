@@ -619,6 +619,7 @@ def test_family_factors_colour_by_each_with_categorical_discrete_and_pcm(tmp_pat
     discrete = data["colour_options"][3]
     assert discrete["values"] == ["major", "minor", "sus2"] and (discrete["cmin"], discrete["cmax"]) == (-0.5, 2.5)
     assert len({stop[1] for stop in discrete["colorscale"]}) == 3
+    assert discrete["ticktext"] == ["major", "minor", "sus2"] and discrete["tickvals"] == [0, 1, 2]
     assert data["audio"]["encoding"] == "pcm_s16le" and [f["name"] for f in data["factors"]][-1] == "quality"
     np.testing.assert_array_equal(_decode(data["parameters"]["quality"]), quality)
     text = path.read_text()

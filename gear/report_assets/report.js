@@ -216,6 +216,10 @@
       };
       // A family's options carry their scale (categorical colours for a discrete factor).
       if (option.colorscale) update["marker.colorscale"] = [option.colorscale];
+      if (factors) {  // a discrete factor's colour bar names its values
+        update["marker.colorbar.tickvals"] = [option.tickvals || null];
+        update["marker.colorbar.ticktext"] = [option.ticktext || null];
+      }
       Plotly.restyle(div, update, [0]);
     });
     var buttons = document.querySelectorAll(".segmented button");

@@ -134,12 +134,17 @@ def stimuli_from_args(args) -> dict:
 
 
 def scores_table(results) -> str:
-    lines = [f"{'model':<22}{'parameter':<10}{'median|log|':>12}{'95% CI':>20}{'chance':>9}{'n':>6}"]
+    """The summary printed by ``gear run``; a ``statistic`` column when some factor is not
+    scored by the log-ratio (a stimulus family)."""
+    width = max([10] + [len(row["parameter"]) + 2 for result in results for row in result.scores])
+    mixed = any(row.get("statistic", "log_ratio") != "log_ratio" for result in results for row in result.scores)
+    lines = [f"{'model':<22}{'parameter':<{width}}{'median|log|':>12}{'95% CI':>20}{'chance':>9}{'n':>6}"
+             + ("  statistic" if mixed else "")]
     for result in results:
         for row in result.scores:
             ci = f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
             lines.append(
-                f"{result.name:<22}{row['parameter']:<10}{row['median_abs_log_ratio']:>12.4f}{ci:>20}"
-                f"{row['chance']:>9.3f}{row['n']:>6d}"
+                f"{result.name:<22}{row['parameter']:<{width}}{row['median_abs_log_ratio']:>12.4f}{ci:>20}"
+                f"{row['chance']:>9.3f}{row['n']:>6d}" + (f"  {row.get('statistic', 'log_ratio')}" if mixed else "")
             )
     return "\n".join(lines)

@@ -29,7 +29,8 @@ Results directory layout (that of :mod:`gear.pipeline`, plus)::
     OUT/models/<name>/submission.json   module, version, weights path and SHA-256, sample rate,
                                         dims, padding (effective duration), validation findings
     OUT/models/<name>/tones.csv         index,f1_hz,alpha,r,sample_rate,native_n_samples,
-                                        n_samples,effective_duration_s (what the model heard)
+                                        n_samples,effective_duration_s (what the model heard; a
+                                        stimulus family: its factors in place of f1_hz,alpha,r)
 
 Names and versions. A result is named ``NAME`` (default: the module's import name). A name
 belongs to one module: adding ``NAME`` again from the same module with other weights (or edited

@@ -15,12 +15,23 @@ from synth.grid import ToneSet
 
 __all__ = ["write_dataset", "read_parameters", "PARAMETER_COLUMNS"]
 
-#: Columns of ``parameters.csv`` (a stable, documented output).
+#: Columns of ``parameters.csv`` (a stable, documented output) for the harmonic presets; a
+#: stimulus family's file has the first four, then one column per factor.
 PARAMETER_COLUMNS = ("index", "file", "sample_rate", "n_samples", "f1_bins", "f1_hz", "alpha", "r")
+_FIXED_COLUMNS = PARAMETER_COLUMNS[:4]
+
+
+def _factor_names(tone_set) -> tuple:
+    """The factor columns of ``parameters.csv``: today's for a ToneSet, else the family's factors."""
+    return PARAMETER_COLUMNS[4:] if isinstance(tone_set, ToneSet) else tuple(tone_set.parameters)
+
+
+def _cell(value) -> str:
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
 
 
 def write_dataset(
-    tone_set: ToneSet,
+    tone_set,
     out_dir: os.PathLike,
     *,
     sample_rate: int = 16000,
@@ -32,10 +43,11 @@ def write_dataset(
 
     Parameters
     ----------
-    tone_set : ToneSet
+    tone_set : synth.ToneSet or synth.families.StimulusSet
     out_dir : path-like
         Created if needed. Files: ``<prefix>_<index:05d>.wav`` and ``parameters.csv`` with
-        columns :data:`PARAMETER_COLUMNS`.
+        columns :data:`PARAMETER_COLUMNS` (a stimulus set: ``index, file, sample_rate,
+        n_samples`` then one column per factor, named as the family names them).
     sample_rate : int
         Rate of the WAV files in Hz.
     subtype : str
@@ -58,6 +70,7 @@ def write_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     audio = tone_set.render(sample_rate)
     table = tone_set.table(sample_rate)
+    factors = _factor_names(tone_set)
     rows = []
     iterator = range(tone_set.n_sounds)
     if progress is not None:
@@ -69,11 +82,11 @@ def write_dataset(
         atomic_write_bytes(out_dir / name, buffer.getvalue())
         rows.append(
             [i, name, sample_rate, audio.shape[1]]
-            + [repr(float(table[key][i])) for key in ("f1_bins", "f1_hz", "alpha", "r")]
+            + [_cell(table[key][i]) for key in factors]
         )
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(PARAMETER_COLUMNS)
+    writer.writerow(_FIXED_COLUMNS + factors)
     writer.writerows(rows)
     return atomic_write_bytes(out_dir / "parameters.csv", text.getvalue().encode())
 
@@ -85,17 +98,21 @@ def read_parameters(path: os.PathLike) -> dict:
         raise ParameterError(f"{str(path)!r} does not exist; run `gear synth --out DIR` first")
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = set(PARAMETER_COLUMNS) - set(reader.fieldnames or ())
+        fields = tuple(reader.fieldnames or ())
+        missing = set(_FIXED_COLUMNS) - set(fields)
         if missing:
             raise ParameterError(f"{path} lacks the columns {sorted(missing)}")
         records = list(reader)
     columns = {}
-    for key in PARAMETER_COLUMNS:
+    for key in fields:
         values = [row[key] for row in records]
         if key == "file":
             columns[key] = np.array(values, dtype=str)
         elif key in ("index", "sample_rate", "n_samples"):
             columns[key] = np.array(values, dtype=np.int64)
         else:
-            columns[key] = np.array(values, dtype=np.float64)
+            try:
+                columns[key] = np.array(values, dtype=np.float64)
+            except ValueError:  # a discrete factor with names (chord quality)
+                columns[key] = np.array(values, dtype=str)
     return columns

@@ -27,6 +27,7 @@ from gear import analysis
 from gear.results import SCORE_COLUMNS, ModelResult
 from gear.checks import check_int
 from gear.errors import ParameterError, lower_layer_errors
+from gear.statistics import score_factors
 
 __all__ = ["GearConfig", "analyse_embedding", "run", "open_store", "load_results", "read_run_config", "write_run_report",
            "write_store_report", "analysis_key"]
@@ -51,6 +52,20 @@ class GearConfig:
     n_bootstrap: int = 1000
     random_state: int = 0
     batch_size: int = 250
+    #: The stimulus family and design (:func:`stimuli_spec`): keys ``family``, ``design``, ``n``,
+    #: ``seed``, ``ranges`` ({factor: [low, high] or [values]}), ``options`` (family options)
+    #: and ``design_options``. Empty: the harmonic tones of ``preset`` (today's default).
+    stimuli: dict = dataclasses.field(default_factory=dict)
+
+    def settings(self) -> dict:
+        """The settings as stored in ``run.json`` and hashed in :func:`analysis_key`.
+
+        ``stimuli`` is left out while empty, so that results written before the field existed
+        (and the default run's ``run.json``) compare equal."""
+        out = dataclasses.asdict(self)
+        if not out["stimuli"]:
+            del out["stimuli"]
+        return out
 
     def validate(self, n_sounds: int) -> None:
         """Check the settings against a tone set of ``n_sounds`` before any model runs."""
@@ -58,19 +73,51 @@ class GearConfig:
         analysis._check_k(self.isomap_neighbors, n_sounds, "isomap_neighbors")
         if self.scaling not in analysis.SCALINGS:
             raise ParameterError(f"scaling={self.scaling!r}; choose one of {', '.join(analysis.SCALINGS)}")
+        parameters = PARAMETERS if not self.stimuli else self.tone_set().parameters
         for name, scale in self.scales.items():
-            if name not in PARAMETERS or scale not in analysis.PARAMETER_SCALES:
+            if name not in parameters or scale not in analysis.PARAMETER_SCALES:
                 raise ParameterError(
-                    f"scales[{name!r}]={scale!r}; parameters are {PARAMETERS}, scales 'linear' or 'log'"
+                    f"scales[{name!r}]={scale!r}; parameters are {tuple(parameters)}, scales 'linear' or 'log'"
                 )
         for name in ("n_bootstrap", "batch_size", "isomap_components"):
             check_int(getattr(self, name), name, min_val=1)
 
-    def tone_set(self) -> synth.ToneSet:
+    def tone_set(self):
+        """The sounds: ``synth.family(...).design(...)`` when :attr:`stimuli` is set, else
+        ``synth.make_grid(preset)`` (a :class:`synth.ToneSet`)."""
+        if self.stimuli:
+            return stimulus_set(self.stimuli)
         with warnings.catch_warnings(), lower_layer_errors():
             if self.preset == "gear2023-code":
                 warnings.simplefilter("default")
             return synth.make_grid(self.preset, **self.grid_kwargs)
+
+
+_STIMULI_KEYS = ("family", "design", "n", "seed", "ranges", "options", "design_options")
+
+
+def stimuli_spec(family: str, *, design: str = "random", n: Optional[int] = None, seed: int = 0, ranges=None,
+                 options=None, design_options=None) -> dict:
+    """The :attr:`GearConfig.stimuli` of a family on a design (JSON-serialisable; checked by
+    building the stimulus set)."""
+    spec = {"family": family, "design": design, "n": n, "seed": seed,
+            "ranges": {k: list(v) for k, v in dict(ranges or {}).items()}, "options": dict(options or {}),
+            "design_options": dict(design_options or {})}
+    stimulus_set(spec)
+    return spec
+
+
+def stimulus_set(spec: dict):
+    """The :class:`synth.families.StimulusSet` described by ``spec`` (see :func:`stimuli_spec`)."""
+    unknown = set(spec) - set(_STIMULI_KEYS)
+    if unknown or "family" not in spec:
+        raise ParameterError(f"stimuli={spec!r}: give 'family' and any of {', '.join(_STIMULI_KEYS[1:])}")
+    with lower_layer_errors():
+        family = synth.family(spec["family"], **dict(spec.get("options") or {}))
+        ranges = {k: tuple(v) if family.factor(k).kind == "continuous" else list(v)
+                  for k, v in dict(spec.get("ranges") or {}).items()}
+        return family.design(spec.get("design", "random"), n=spec.get("n"), seed=int(spec.get("seed") or 0),
+                             ranges=ranges, **dict(spec.get("design_options") or {}))
 
 
 def analyse_embedding(
@@ -81,13 +128,14 @@ def analyse_embedding(
     config: Optional[GearConfig] = None,
     description: str = "",
 ) -> ModelResult:
-    """Isomap + K-NN log-ratio scores of one embedding of ``tone_set``.
+    """Isomap + K-NN scores of one embedding of ``tone_set``, each factor by its statistic
+    (:mod:`gear.statistics`: ``log_ratio`` as the paper, ``difference``, ``agreement``).
 
     Parameters
     ----------
     name : str
     embedding : np.ndarray, shape (n_sounds, dim)
-    tone_set : synth.ToneSet
+    tone_set : synth.ToneSet or synth.families.StimulusSet
     config : GearConfig, optional
     description : str
 
@@ -102,7 +150,7 @@ def analyse_embedding(
         raise ParameterError(
             f"embedding of {name!r} has shape {embedding.shape}; expected ({tone_set.n_sounds}, dim)"
         )
-    theta = dict(zip(PARAMETERS, tone_set.theta().T))
+    theta = dict(zip(tone_parameters(tone_set), tone_set.theta().T))
     notes: List[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", analysis.DisconnectedGraphWarning)
@@ -118,10 +166,12 @@ def analyse_embedding(
             warnings.warn(f"{name}: {warning.message}", analysis.DisconnectedGraphWarning, stacklevel=2)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    log_ratios, rows = analysis.score_embedding(
+    statistics, spans = factor_statistics(tone_set)
+    log_ratios, rows = score_factors(
         embedding,
         theta,
-        parameters=PARAMETERS,
+        statistics=statistics,
+        spans=spans,
         n_neighbors=config.n_neighbors,
         scaling=config.scaling,
         scales=config.scales,
@@ -141,6 +191,21 @@ def analyse_embedding(
     )
 
 
+def tone_parameters(tone_set) -> tuple:
+    """The factors of a tone set, in column order (``f1_hz, alpha, r`` for a :class:`synth.ToneSet`)."""
+    return tuple(getattr(tone_set, "parameters", PARAMETERS))
+
+
+def factor_statistics(tone_set):
+    """How each factor of ``tone_set`` is scored, and the design range (high - low) of each
+    ``difference`` factor (a :class:`synth.ToneSet`: every factor by ``log_ratio``)."""
+    parameters = tone_parameters(tone_set)
+    statistics = dict(getattr(tone_set, "statistics", {}) or dict.fromkeys(parameters, "log_ratio"))
+    spans = {f.name: float(f.range[1]) - float(f.range[0]) for f in getattr(tone_set, "factors", ())
+             if statistics.get(f.name) == "difference"}
+    return statistics, spans
+
+
 def normalised_scores(embedding: np.ndarray, tone_set, *, random_state: int = 0, n_resamples: int = 200) -> dict:
     """The normalised neighbour score of every cause factor and their ``mean`` (the leaderboard's
     ranking): 0 = as good as an oracle whose neighbours are chosen in factor space, 1 = chance
@@ -149,11 +214,21 @@ def normalised_scores(embedding: np.ndarray, tone_set, *, random_state: int = 0,
     from gear.metrics import CAUSE_FACTORS, make_design, mean_normalised_score
     from gear.metrics.neighbours import neighbour_rows
 
-    design = make_design(embedding, tone_set.theta(), names=PARAMETERS, random_state=random_state)
+    parameters = tone_parameters(tone_set)
+    statistics, _ = factor_statistics(tone_set)
+    roles = dict(getattr(tone_set, "roles", {}) or {})
+    # the causes scored by log-ratio (a difference or agreement factor has no log-ratio oracle)
+    causes = [p for p in parameters if roles.get(p, "cause") == "cause" and statistics.get(p) == "log_ratio"]
+    if not causes:
+        return {"mean": float("nan")}
+    columns = [parameters.index(p) for p in causes]
+    scales = {p: s for p, s in (getattr(tone_set, "scales", {}) or {}).items() if p in causes and p != "f1_hz"}
+    design = make_design(embedding, tone_set.theta()[:, columns], names=causes, scales=scales,
+                         random_state=random_state)
     rows = neighbour_rows(design, n_resamples=n_resamples)
     scores = {r["parameter"]: float(r["value"]) for r in rows
               if r["metric"] == "normalised_score" and r["value"] is not None}
-    scores["mean"] = mean_normalised_score(rows, CAUSE_FACTORS)
+    scores["mean"] = mean_normalised_score(rows, causes if parameters != PARAMETERS else CAUSE_FACTORS)
     return scores
 
 
@@ -167,7 +242,7 @@ def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.Tone
 
     digest = hashlib.sha256(f"gear-analysis/{ANALYSIS_VERSION}".encode())
     digest.update(memoryview(np.ascontiguousarray(embedding, dtype=np.float32)).cast("B"))  # no copy
-    digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    digest.update(json.dumps(config.settings(), sort_keys=True, default=str).encode())
     digest.update(tone_set.config_hash().encode())
     return digest.hexdigest()
 
@@ -198,6 +273,18 @@ def load_results(out_dir: os.PathLike) -> List[ModelResult]:
     return store.load_results()
 
 
+def report_factors(tone_set):
+    """The report's factor table and factor descriptions: today's ``index, f1_bins, f1_hz,
+    alpha, r`` (and None) for a :class:`synth.ToneSet`; for a stimulus set, one numeric column
+    per factor (discrete ones as value codes) and ``Factor.describe()`` of each."""
+    if not hasattr(tone_set, "factors"):
+        parameters = tone_set.table(REPORT_SAMPLE_RATE)
+        return {k: parameters[k] for k in ("index", "f1_bins", "f1_hz", "alpha", "r")}, None
+    columns = {f.name: tone_set.codes(f.name) if f.kind == "discrete" else tone_set.columns[f.name]
+               for f in tone_set.factors}
+    return {"index": tone_set.index, **columns}, [f.describe() for f in tone_set.factors]
+
+
 def write_run_report(
     out_dir: os.PathLike,
     results: Sequence[ModelResult],
@@ -217,14 +304,13 @@ def write_run_report(
     config = config or GearConfig()
     scales = ", ".join(f"{k} on a {v} scale" for k, v in config.scales.items())
     notes = [
-        f"Tone set: preset '{tone_set.preset}', {tone_set.n_sounds} tones. Isomap: K = "
+        f"Tone set: {_tone_set_text(tone_set)}, {tone_set.n_sounds} tones. Isomap: K = "
         f"{config.isomap_neighbors} neighbours, {config.isomap_components} components. Scores: K = "
         f"{config.n_neighbors} neighbours (self excluded), feature scaling '{config.scaling}'"
         + (f", {scales}" if scales else "")
         + f"; 95 % CIs from {config.n_bootstrap} bootstrap resamples."
     ] + list(notes)
-    parameters = tone_set.table(REPORT_SAMPLE_RATE)
-    parameters = {k: parameters[k] for k in ("index", "f1_bins", "f1_hz", "alpha", "r")}
+    parameters, factors = report_factors(tone_set)
     return write_report(
         Path(out_dir) / "report.html",
         list(results),
@@ -233,8 +319,17 @@ def write_run_report(
         sample_rate=REPORT_SAMPLE_RATE,
         title="GEAR report",
         notes=notes,
+        factors=factors,
         **sections,
     )
+
+
+def _tone_set_text(tone_set) -> str:
+    if not hasattr(tone_set, "factors"):
+        return f"preset '{tone_set.preset}'"
+    statistics = ", ".join(f"{f.name} by {f.statistic}" + (" (nuisance)" if f.role == "nuisance" else "")
+                           for f in tone_set.factors)
+    return f"family '{tone_set.family.name}' on design '{tone_set.design}' (seed {tone_set.seed}; {statistics})"
 
 
 def write_store_report(store, results: Sequence[ModelResult]) -> Path:
@@ -381,7 +476,7 @@ def run(
             warnings.warn(f"{spec.name} skipped: {where}", stacklevel=2)
     if not runnable:
         raise ParameterError("no model could run; see `gear models` for what is missing")
-    settings = dataclasses.asdict(config)
+    settings = config.settings()
     if store.check_settings(settings, replacing=[spec.name for spec in runnable]):
         store.commit(remove=store.names(), settings=settings, tone_set_config=tone_set.config(), refresh=False)
     with _client(scheduler) as client:

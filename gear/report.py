@@ -139,21 +139,46 @@ def _as_1d(name: str, value, n: Optional[int], what: str) -> np.ndarray:
     return array
 
 
-def _check_parameters(parameters) -> Dict[str, np.ndarray]:
+def _check_factors(factors, parameters) -> Optional[List[dict]]:
+    """The factor descriptions of a stimulus family (None: the harmonic tones' f1, alpha, r)."""
+    if factors is None:
+        return None
+    out = []
+    for factor in factors:
+        if not isinstance(factor, Mapping) or "name" not in factor:
+            raise ParameterError("factors must be a list of dicts with at least 'name' (Factor.describe())")
+        if factor["name"] not in parameters:
+            raise ParameterError(f"factor {factor['name']!r} has no column in parameters; pass one value (discrete: "
+                                 f"the value's position in 'values') per sound")
+        out.append({"name": str(factor["name"]), "unit": str(factor.get("unit") or ""),
+                    "kind": str(factor.get("kind", "continuous")), "role": str(factor.get("role", "cause")),
+                    "statistic": str(factor.get("statistic", "log_ratio")),
+                    "values": [str(v) for v in factor.get("values", ())] if factor.get("kind") == "discrete" else None})
+    if not out:
+        raise ParameterError("factors is empty; give at least one factor or None for the harmonic tones")
+    return out
+
+
+def _colour_keys(factors: Optional[List[dict]]) -> Tuple[str, ...]:
+    return _COLOUR_KEYS if factors is None else tuple(f["name"] for f in factors)
+
+
+def _check_parameters(parameters, factors: Optional[List[dict]] = None) -> Dict[str, np.ndarray]:
     if not isinstance(parameters, Mapping):
         raise ParameterError(
             f"parameters must be a dict of 1-D arrays, got {type(parameters).__name__}; "
             "pass ToneSet.table(sample_rate) or {'index', 'f1_hz', 'alpha', 'r'}"
         )
-    missing = [key for key in _REQUIRED_PARAMETERS if key not in parameters]
+    required = _REQUIRED_PARAMETERS if factors is None else ("index",) + _colour_keys(factors)
+    missing = [key for key in required if key not in parameters]
     if missing:
         raise ParameterError(
-            f"parameters lack {missing}; required columns are {list(_REQUIRED_PARAMETERS)} "
+            f"parameters lack {missing}; required columns are {list(required)} "
             "(optional: 'f1_bins')"
         )
     columns = {}
     n = None
-    for key in _REQUIRED_PARAMETERS + (("f1_bins",) if "f1_bins" in parameters else ()):
+    for key in required + (("f1_bins",) if "f1_bins" in parameters and factors is None else ()):
         column = _as_1d(key, parameters[key], n, "parameter")
         if n is None:
             n = column.shape[0]
@@ -435,12 +460,13 @@ def stratified_subsample(
     return rng.permutation(chosen)
 
 
-def _subsample(columns: Dict[str, np.ndarray], max_points: int, seed: int) -> Optional[_Subsample]:
+def _subsample(columns: Dict[str, np.ndarray], max_points: int, seed: int,
+               keys: Sequence[str] = _COLOUR_KEYS) -> Optional[_Subsample]:
     n_sounds = columns["index"].shape[0]
     if n_sounds <= max_points:
         return None
-    rows = stratified_subsample(columns, max_points, seed=seed)
-    return _Subsample(rows=rows, n_sounds=n_sounds, max_points=max_points, seed=seed, strata=_COLOUR_KEYS)
+    rows = stratified_subsample(columns, max_points, seed=seed, keys=keys)
+    return _Subsample(rows=rows, n_sounds=n_sounds, max_points=max_points, seed=seed, strata=tuple(keys))
 
 
 def _page_result(result: ModelResult, rows: np.ndarray) -> ModelResult:
@@ -469,12 +495,16 @@ class _AudioPlan:
 
 
 def _plan_audio(audio: Optional[_Tones], page: Dict[str, np.ndarray], rows: np.ndarray, rate: float, *,
-                mode: str, max_audio_mb: float, seed: int) -> _AudioPlan:
+                mode: str, max_audio_mb: float, seed: int, eq1: bool = True) -> _AudioPlan:
     """PCM of every page row when it fits in ``max_audio_mb`` (or ``mode == "pcm"``); else
     eq. 1 synthesis in the browser when the audio is eq. 1 tones; else PCM of the first rows
-    that fit."""
+    that fit. ``eq1`` False (a stimulus family): never eq. 1 synthesis."""
     if audio is None:
         return _AudioPlan()
+    if not eq1:
+        if mode == "synthesis":
+            raise ParameterError("audio_mode='synthesis' is for the harmonic (eq. 1) tones only; use 'pcm' or 'auto'")
+        mode = "pcm"
     row_mb = 8 * audio.n_samples / 3 / 1e6  # base64 of 2 bytes per sample
     fit = min(rows.size, int(max_audio_mb // row_mb))
     sizes = dict(n_page_rows=int(rows.size), pcm_mb=rows.size * row_mb, budget_mb=float(max_audio_mb))
@@ -525,7 +555,14 @@ def _eq1_spec(audio_rows: np.ndarray, params: Dict[str, np.ndarray], rate: float
 
 
 # ----------------------------------------------------------------------------- figures
-def _scatter_figure(result: ModelResult, colour: Mapping, *, has_bins: bool, height: int):
+def _hover_template(has_bins: bool, factors: Optional[List[dict]]) -> str:
+    if factors is None:
+        return gear_html.render("_report_hover.html", has_bins=has_bins).strip()
+    lines = [f"{f['name']} = %{{customdata[{k}]}}" for k, f in enumerate(factors, start=1)]
+    return "<b>sound #%{customdata[0]}</b><br>" + "<br>".join(lines) + "<br><i>click to play</i><extra></extra>"
+
+
+def _scatter_figure(result: ModelResult, colour: Mapping, *, has_bins: bool, height: int, factors=None):
     """The 3-D Isomap of one model; ``colour`` is the first colour option (key, cmin, cmax).
     marker.color and customdata are shared by all models and set in the browser."""
     import plotly.graph_objects as go
@@ -540,13 +577,14 @@ def _scatter_figure(result: ModelResult, colour: Mapping, *, has_bins: bool, hei
         marker=dict(
             size=3,
             opacity=0.9,
-            colorscale=_DIVERGING,
+            colorscale=colour.get("colorscale", _DIVERGING),
             cmin=colour["cmin"],
             cmax=colour["cmax"],
-            colorbar=dict(title=dict(text=colour["label"], side="right"), thickness=14, len=0.75),
+            colorbar=dict(title=dict(text=colour["label"], side="right"), thickness=14, len=0.75,
+                          **({k: colour[k] for k in ("tickvals", "ticktext")} if "tickvals" in colour else {})),
             line=dict(width=0),
         ),
-        hovertemplate=gear_html.render("_report_hover.html", has_bins=has_bins).strip(),
+        hovertemplate=_hover_template(has_bins, factors),
         showlegend=False,
     )
     # A mid-light grey background keeps the white middle of the diverging scale visible.
@@ -581,7 +619,7 @@ def _distribution_figure(results: Sequence[ModelResult], parameter_names: Sequen
     fig = make_subplots(
         rows=1,
         cols=n_cols,
-        subplot_titles=[_label(p) for p in parameter_names],
+        subplot_titles=[_label(p) + _statistic_suffix(results, p) for p in parameter_names],
         horizontal_spacing=0.06 if n_cols > 1 else 0.0,
     )
     for col, parameter in enumerate(parameter_names, start=1):
@@ -609,6 +647,15 @@ def _distribution_figure(results: Sequence[ModelResult], parameter_names: Sequen
         _add_zero_and_chance(fig, col, [c for c in chances if math.isfinite(c)])
     _style_distribution_figure(fig, n_models=len(results))
     return fig
+
+
+def _statistic_suffix(results: Sequence[ModelResult], parameter: str) -> str:
+    """`` (difference)`` or `` (agreement)`` for a factor not scored by the log-ratio."""
+    for result in results:
+        for row in result.scores:
+            if row.get("parameter") == parameter and row.get("statistic", "log_ratio") != "log_ratio":
+                return f" ({row['statistic']})"
+    return ""
 
 
 def _add_zero_and_chance(fig, col: int, chances: Sequence[float]) -> None:
@@ -662,7 +709,9 @@ def _parameter_names(results: Sequence[ModelResult]) -> List[str]:
     return names
 
 
-def _colour_options(columns: Dict[str, np.ndarray]) -> List[dict]:
+def _colour_options(columns: Dict[str, np.ndarray], factors: Optional[List[dict]] = None) -> List[dict]:
+    if factors is not None:
+        return [_factor_colour_option(columns[f["name"]], f) for f in factors]
     return [
         {
             "key": key,
@@ -675,9 +724,29 @@ def _colour_options(columns: Dict[str, np.ndarray]) -> List[dict]:
     ]
 
 
-def _payload(page_results, columns, page_columns, *, ids, plan, sample, n_samples, rate, scatter_height) -> dict:
+def _factor_colour_option(values: np.ndarray, factor: dict) -> dict:
+    """A colour option of a family's factor: the diverging scale for a continuous one, one
+    categorical colour per value (Okabe & Ito) for a discrete one (the column holds codes)."""
+    import plotly.colors
+
+    unit = f" ({factor['unit']})" if factor["unit"] else ""
+    option = {"key": factor["name"], "label": factor["name"] + unit, "short": factor["name"],
+              "cmin": float(values.min()), "cmax": float(values.max()),
+              "colorscale": plotly.colors.get_colorscale(_DIVERGING)}
+    if factor["values"] is not None:
+        m = len(factor["values"])
+        colours = [_MODEL_COLOURS[k % len(_MODEL_COLOURS)] for k in range(m)]
+        edges = np.linspace(0, 1, m + 1)
+        option.update(cmin=-0.5, cmax=m - 0.5, values=factor["values"], tickvals=list(range(m)),
+                      ticktext=factor["values"], colorscale=[
+            stop for k, colour in enumerate(colours) for stop in ([float(edges[k]), colour], [float(edges[k + 1]), colour])])
+    return option
+
+
+def _payload(page_results, columns, page_columns, *, ids, plan, sample, n_samples, rate, scatter_height,
+             factors=None) -> dict:
     """The ``gear-data`` JSON (see the module docstring)."""
-    options = _colour_options(columns)
+    options = _colour_options(columns, factors)
     parameter_names = _parameter_names(page_results)
     has_bins = "f1_bins" in columns
     payload = {
@@ -691,13 +760,16 @@ def _payload(page_results, columns, page_columns, *, ids, plan, sample, n_sample
             {
                 "name": result.name,
                 "id": model_id,
-                "figure": _figure_dict(_scatter_figure(result, options[0], has_bins=has_bins, height=scatter_height)),
+                "figure": _figure_dict(_scatter_figure(result, options[0], has_bins=has_bins, height=scatter_height,
+                                                       factors=factors)),
             }
             for result, model_id in zip(page_results, ids)
         ],
         "distributions": _figure_dict(_distribution_figure(page_results, parameter_names)) if parameter_names else None,
         "audio": plan.spec,
     }
+    if factors is not None:
+        payload["factors"] = factors
     if sample is not None:
         payload["subsample"] = {
             "rows": _typed(sample.rows, "i4"),
@@ -745,7 +817,8 @@ def _model_context(index: int, result: ModelResult, sections: Sequence[Tuple[str
     }
 
 
-def _facts(columns: Dict[str, np.ndarray], n_models: int, audio: Optional[_Tones], rate: float) -> dict:
+def _facts(columns: Dict[str, np.ndarray], n_models: int, audio: Optional[_Tones], rate: float,
+           factors: Optional[List[dict]] = None) -> dict:
     duration = ""
     if audio is not None:
         n_samples = audio.n_samples
@@ -753,11 +826,28 @@ def _facts(columns: Dict[str, np.ndarray], n_models: int, audio: Optional[_Tones
     return {
         "n_tones": _fmt_int(columns["index"].shape[0]),
         "duration": duration,
-        "f1_range": _range_text(columns["f1_hz"], 4),
-        "alpha_range": _range_text(columns["alpha"]),
-        "r_range": _range_text(columns["r"]),
         "n_models": n_models,
+        "factors_text": "" if factors is None else _factors_text(columns, factors),
+        **(_harmonic_ranges(columns) if factors is None else {}),
     }
+
+
+def _harmonic_ranges(columns: Dict[str, np.ndarray]) -> dict:
+    return {"f1_range": _range_text(columns["f1_hz"], 4), "alpha_range": _range_text(columns["alpha"]),
+            "r_range": _range_text(columns["r"])}
+
+
+def _factors_text(columns: Dict[str, np.ndarray], factors: List[dict]) -> str:
+    parts = []
+    for f in factors:
+        if f["values"] is not None:
+            used = sorted(set(columns[f["name"]].astype(int).tolist()))
+            parts.append(f"{f['name']} {{{', '.join(f['values'][k] for k in used)}}}")
+        else:
+            parts.append(f"{f['name']} {_range_text(columns[f['name']], 4)}{(' ' + f['unit']) if f['unit'] else ''}")
+        if f["role"] == "nuisance":
+            parts[-1] += " (nuisance)"
+    return " · ".join(parts)
 
 
 def _sample_context(sample: Optional[_Subsample]) -> Optional[dict]:
@@ -815,6 +905,7 @@ def write_report(
     subsample_seed: int = 0,
     audio_mode: str = "auto",
     max_audio_mb: float = 30.0,
+    factors: Optional[Sequence[Mapping]] = None,
 ) -> pathlib.Path:
     """Write the interactive GEAR report: one standalone HTML file that opens offline.
 
@@ -867,6 +958,12 @@ def write_report(
     max_audio_mb : float
         Budget of the embedded PCM (base64) in MB; with plotly.js (4.8 MB) and the data of
         20 000 points per plot, the default keeps the page under 50 MB.
+    factors : list of dict, optional
+        A stimulus family's factors (``Factor.describe()``: ``name``, ``unit``, ``kind``,
+        ``values``, ``role``, ``statistic``): the page colours by each of them (discrete ones
+        with one categorical colour per value; their ``parameters`` column holds the value's
+        position in ``values``) and plays the embedded PCM (never eq. 1 synthesis). None (the
+        default): the harmonic tones' ``f1_hz``, ``alpha``, ``r``.
 
     Returns
     -------
@@ -887,21 +984,22 @@ def write_report(
             f"path {str(path)!r} is a folder; give a file name such as {str(path / 'report.html')!r}"
         )
     checked = _check_inputs(results, parameters, audio, sample_rate, title, notes, extra_sections,
-                            per_model_sections, scatter_height)
+                            per_model_sections, scatter_height, factors)
     options = _check_large_n_options(max_points, subsample_seed, audio_mode, max_audio_mb)
     document = _render(**checked, title=title, notes=list(notes), **options)
     return atomic_write_bytes(path, document.encode("utf-8"))
 
 
 def _check_inputs(results, parameters, audio, sample_rate, title, notes, extra_sections, per_model_sections,
-                  scatter_height) -> dict:
+                  scatter_height, factors=None) -> dict:
     """The validated arguments of :func:`write_report`, as :func:`_render` takes them."""
     if isinstance(results, ModelResult) or not isinstance(results, Sequence):
         raise ParameterError("results must be a list of ModelResult (one per model)")
     results = list(results)
     if not results:
         raise ParameterError("results is empty; the report needs at least one ModelResult")
-    columns = _check_parameters(parameters)
+    factors = _check_factors(factors, parameters if isinstance(parameters, Mapping) else {})
+    columns = _check_parameters(parameters, factors)
     n_sounds = columns["index"].shape[0]
     names = []
     for result in results:
@@ -924,7 +1022,7 @@ def _check_inputs(results, parameters, audio, sample_rate, title, notes, extra_s
     if int(scatter_height) < 200:
         raise ParameterError(f"scatter_height={scatter_height!r} px is too small; use at least 200")
     return dict(results=results, columns=columns, audio=audio, rate=rate, extra=extra, per_model=per_model,
-                scatter_height=int(scatter_height))
+                scatter_height=int(scatter_height), factors=factors)
 
 
 def _check_large_n_options(max_points, subsample_seed, audio_mode, max_audio_mb) -> dict:
@@ -944,20 +1042,22 @@ def _check_large_n_options(max_points, subsample_seed, audio_mode, max_audio_mb)
 
 
 def _render(results, columns, audio, rate, *, title, notes, extra, per_model, scatter_height, max_points, seed,
-            audio_mode, max_audio_mb) -> str:
+            audio_mode, max_audio_mb, factors=None) -> str:
     """The page: choose the plotted rows and the audio plan, build the data and the
     template context, render ``report.html``."""
     import plotly.offline
 
-    sample = _subsample(columns, max_points, seed)
+    sample = _subsample(columns, max_points, seed, keys=_colour_keys(factors))
     rows = np.arange(columns["index"].shape[0]) if sample is None else sample.rows
     page_columns = columns if sample is None else {key: values[rows] for key, values in columns.items()}
     page_results = results if sample is None else [_page_result(result, rows) for result in results]
-    plan = _plan_audio(audio, page_columns, rows, rate, mode=audio_mode, max_audio_mb=max_audio_mb, seed=seed)
+    plan = _plan_audio(audio, page_columns, rows, rate, mode=audio_mode, max_audio_mb=max_audio_mb, seed=seed,
+                       eq1=factors is None)
     models = [_model_context(i, result, per_model.get(result.name, [])) for i, result in enumerate(results)]
     payload = _payload(
         page_results, columns, page_columns, ids=[model["id"] for model in models], plan=plan, sample=sample,
         n_samples=audio.n_samples if audio is not None else None, rate=rate, scatter_height=scatter_height,
+        factors=factors,
     )
     plotly_js = plotly.offline.get_plotlyjs().replace("</script", "<\\/script")
     return gear_html.render(
@@ -966,7 +1066,7 @@ def _render(results, columns, audio, rate, *, title, notes, extra, per_model, sc
         version=_version_text(),
         stamp=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         notes=notes,
-        facts=_facts(columns, len(results), audio, rate),
+        facts=_facts(columns, len(results), audio, rate, factors),
         sample=_sample_context(sample),
         audio=_audio_context(plan),
         models=models,

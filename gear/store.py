@@ -99,7 +99,7 @@ LEADERBOARD_COLUMNS = ("rank", "model", "kind", "module", "version", "weights_sh
 OUTPUT_FILES = (RUN_FILE, SCORES_FILE, LEADERBOARD_FILE, REPORT_FILE)
 #: Settings of a run that every entry of a directory shares (``batch_size`` may differ).
 SHARED_SETTINGS = ("preset", "grid_kwargs", "isomap_neighbors", "isomap_components", "n_neighbors", "scaling",
-                   "scales", "n_bootstrap", "random_state")
+                   "scales", "n_bootstrap", "random_state", "stimuli")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _VERSIONED = re.compile(r"^(?P<base>[A-Za-z0-9][A-Za-z0-9._-]{0,99})@(?P<version>[1-9][0-9]*)$")
 _BOOKKEEPING = ".gear"
@@ -207,10 +207,13 @@ def write_scores_csv(path: os.PathLike, results: Sequence[ModelResult]) -> Path:
     """Write ``scores.csv`` (columns :data:`gear.results.SCORE_COLUMNS`) atomically."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(SCORE_COLUMNS)
+    # A ``statistic`` column only when some factor is not scored by the log-ratio (gear.statistics).
+    columns = SCORE_COLUMNS + (("statistic",) if any(row.get("statistic", "log_ratio") != "log_ratio"
+                                                    for result in results for row in result.scores) else ())
+    writer.writerow(columns)
     for result in results:
         for row in result.scores:
-            writer.writerow([result.name] + [_fmt(row[c]) for c in SCORE_COLUMNS[1:]])
+            writer.writerow([result.name] + [_fmt(row.get(c, "log_ratio")) for c in columns[1:]])
     return atomic_write_text(path, text.getvalue())
 
 
@@ -847,6 +850,8 @@ def leaderboard_rows(results: Sequence[ModelResult], infos: Optional[Dict[str, E
             value = float(score.get("median_abs_log_ratio", np.nan))
             chance = float(score.get("chance", np.nan))
             row[f"median_abs_log_ratio_{score['parameter']}"] = value
+            if score.get("statistic") == "agreement":  # higher is better: the error is 1 - agreement
+                value, chance = 1.0 - value, 1.0 - chance
             if np.isfinite(value) and np.isfinite(chance) and chance > 0:
                 ratios.append(value / chance)
         for factor, value in result.normalised.items():

@@ -29,7 +29,8 @@ Results directory layout (that of :mod:`gear.pipeline`, plus)::
     OUT/models/<name>/submission.json   module, version, weights path and SHA-256, sample rate,
                                         dims, padding (effective duration), validation findings
     OUT/models/<name>/tones.csv         index,f1_hz,alpha,r,sample_rate,native_n_samples,
-                                        n_samples,effective_duration_s (what the model heard)
+                                        n_samples,effective_duration_s (what the model heard; a
+                                        stimulus family: its factors in place of f1_hz,alpha,r)
 
 Names and versions. A result is named ``NAME`` (default: the module's import name). A name
 belongs to one module: adding ``NAME`` again from the same module with other weights (or edited
@@ -51,6 +52,8 @@ import logging
 import os
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Tuple
+
+import numpy as np
 
 from gear import pipeline
 from gear.cache import EmbeddingCache, cache_key, default_cache_dir, fingerprint_path
@@ -212,7 +215,7 @@ def _resolve_config(store, config: Optional[pipeline.GearConfig]) -> pipeline.Ge
     settings = store.read_settings()
     if config is None:
         return pipeline.config_from_settings(settings) if settings is not None and store.names() else pipeline.GearConfig()
-    store.check_settings(dataclasses.asdict(config))
+    store.check_settings(config.settings())
     return config
 
 
@@ -224,14 +227,24 @@ def refresh_outputs(out_dir: os.PathLike, *, report: bool = True) -> List[ModelR
 
 
 def _tones_csv(tone_set, padding: Padding) -> bytes:
-    f1_hz = tone_set.f1_hz(padding.sample_rate)
+    """``tones.csv``: index, the factors (f1 in Hz at the model's rate for the harmonic preset),
+    then the model's rate and lengths."""
+    if hasattr(tone_set, "f1_hz"):  # synth.ToneSet: today's columns
+        columns = {"f1_hz": tone_set.f1_hz(padding.sample_rate), "alpha": tone_set.alpha, "r": tone_set.r}
+    else:  # a stimulus family: one column per factor, named as the family names them
+        columns = {name: np.asarray(values) for name, values in tone_set.columns.items()}
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(TONES_COLUMNS)
+    writer.writerow(("index",) + tuple(columns) + TONES_COLUMNS[4:])
     for i in range(tone_set.n_sounds):
-        writer.writerow([i, f"{f1_hz[i]:.9g}", f"{tone_set.alpha[i]:.9g}", f"{tone_set.r[i]:.9g}", padding.sample_rate,
-                         padding.native_n_samples, padding.n_samples, f"{padding.duration_s:.9g}"])
+        writer.writerow([i] + [_cell(values[i]) for values in columns.values()]
+                        + [padding.sample_rate, padding.native_n_samples, padding.n_samples,
+                           f"{padding.duration_s:.9g}"])
     return text.getvalue().encode()
+
+
+def _cell(value) -> str:
+    return f"{value:.9g}" if isinstance(value, (float, np.floating)) else str(value.item() if hasattr(value, "item") else value)
 
 
 # ----------------------------------------------------------------------------- add
@@ -382,7 +395,7 @@ def add_submission(
     staged.write_result(result, run.embedding, flags=flags)
     staged.write_json(SUBMISSION_FILE, info)
     staged.write_file(TONES_FILE, _tones_csv(tone_set, padding))
-    store.commit(put=[staged], settings=dataclasses.asdict(config), tone_set_config=tone_set.config())
+    store.commit(put=[staged], settings=config.settings(), tone_set_config=tone_set.config())
     return StoredSubmission(stored_name, version, store.models_dir / stored_name, True, result, info, run.n_embedded)
 
 

@@ -15,7 +15,7 @@ def load(name):
 
 
 def test_every_example_is_tested():
-    tested = {"run_gear_on_a_model", "compare_two_models", "analyse_your_own_embedding"}
+    tested = {"run_gear_on_a_model", "compare_two_models", "analyse_your_own_embedding", "does_yamnet_hear_attack"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -43,3 +43,17 @@ def test_analyse_your_own_embedding():
     rows = {row["parameter"]: row for row in result.scores}
     # a log spectrum separates pitch far better than chance
     assert rows["f1_hz"]["median_abs_log_ratio"] < 0.5 * rows["f1_hz"]["chance"]
+
+
+@pytest.mark.slow
+def test_does_yamnet_hear_attack(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEAR_CACHE_DIR", str(tmp_path / "cache"))
+    results, hears = load("does_yamnet_hear_attack").main(["--n", "32", "--out", str(tmp_path / "out")])
+    assert [r.name for r in results] == ["yamnet-tflite", "crepe-tiny", "logmel"]
+    for result in results:
+        assert [row["parameter"] for row in result.scores] == ["f1_hz", "attack_ms", "decay_ms"]
+    # CREPE, a pitch tracker, keeps f1 far better than chance
+    crepe = {row["parameter"]: row for row in results[1].scores}
+    assert crepe["f1_hz"]["median_abs_log_ratio"] < 0.5 * crepe["f1_hz"]["chance"]
+    assert set(hears) == {(r.name, p) for r in results for p in ("f1_hz", "attack_ms", "decay_ms")}
+    assert (tmp_path / "out" / "report.html").exists()

@@ -592,3 +592,42 @@ def test_bad_audio_callable_raises(tmp_path, render, match):
     results, parameters, _ = _data()
     with pytest.raises(ParameterError, match=match):
         write_report(tmp_path / "r.html", results, parameters=parameters, audio=render, sample_rate=16000)
+
+
+def test_family_factors_colour_by_each_with_categorical_discrete_and_pcm(tmp_path):
+    """A stimulus family's factors: one colour option per factor (a discrete one with one
+    categorical colour per value), the hover and header name them, the page embeds PCM (eq. 1
+    synthesis is the harmonic preset's alone, even when the columns are called f1_hz, alpha, r)."""
+    import synth
+
+    tones = synth.family("harmonic").design("random", n=20, seed=0)
+    audio = tones.render(16000)
+    quality = np.arange(20) % 3
+    parameters = {"index": np.arange(20), **tones.columns, "quality": quality}
+    factors = [f.describe() for f in tones.factors] + [
+        {"name": "quality", "unit": "", "kind": "discrete", "values": ["major", "minor", "sus2"], "role": "nuisance"}]
+    rng = np.random.default_rng(0)
+    result = ModelResult(name="m", description="", isomap=rng.normal(size=(20, 3)),
+                         log_ratios={"f1_hz": rng.normal(size=20), "quality": rng.random(20)},
+                         scores=[{"parameter": "quality", "median_abs_log_ratio": 0.5, "iqr": 0.1, "ci_low": 0.4,
+                                  "ci_high": 0.6, "n": 20, "chance": 0.3, "statistic": "agreement"}])
+    path = write_report(tmp_path / "r.html", [result], parameters=parameters, audio=audio, sample_rate=16000,
+                        factors=factors)
+    page = _parse(path)
+    data = _payload(page)
+    assert [o["key"] for o in data["colour_options"]] == ["f1_hz", "alpha", "r", "quality"]
+    discrete = data["colour_options"][3]
+    assert discrete["values"] == ["major", "minor", "sus2"] and (discrete["cmin"], discrete["cmax"]) == (-0.5, 2.5)
+    assert len({stop[1] for stop in discrete["colorscale"]}) == 3
+    assert discrete["ticktext"] == ["major", "minor", "sus2"] and discrete["tickvals"] == [0, 1, 2]
+    assert data["audio"]["encoding"] == "pcm_s16le" and [f["name"] for f in data["factors"]][-1] == "quality"
+    np.testing.assert_array_equal(_decode(data["parameters"]["quality"]), quality)
+    text = path.read_text()
+    assert "quality {major, minor, sus2} (nuisance)" in text and "quality (agreement)" in text
+    assert "customdata[4]" in data["models"][0]["figure"]["data"][0]["hovertemplate"]
+    with pytest.raises(ParameterError, match="harmonic"):
+        write_report(tmp_path / "s.html", [result], parameters=parameters, audio=audio, sample_rate=16000,
+                     factors=factors, audio_mode="synthesis")
+    with pytest.raises(ParameterError, match="factor 'missing' has no column"):
+        write_report(tmp_path / "t.html", [result], parameters=parameters, audio=audio, sample_rate=16000,
+                     factors=[{"name": "missing"}])

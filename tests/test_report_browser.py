@@ -317,3 +317,38 @@ def test_click_on_the_large_report_plays_the_synthesised_tone(large):
     np.testing.assert_allclose(start["samples"], large["audio"][tone], atol=2e-6)
     assert f"sound #{tone}" in page.locator("#gear-now").inner_text()
     assert log["console_errors"] == [] and log["page_errors"] == []
+
+
+def test_family_report_colours_discrete_factors_and_plays_pcm(browser, tmp_path):
+    """A stimulus family's page: no console error, one button per factor, a discrete factor
+    recolours with its value codes and names its values on the colour bar and in the hover,
+    and a point plays its embedded PCM."""
+    import synth
+
+    tones = synth.family("chord").design("random", n=24, seed=1)
+    audio = tones.render(SAMPLE_RATE)
+    columns = {f.name: tones.codes(f.name) for f in tones.factors}
+    rng = np.random.default_rng(0)
+    result = ModelResult(name="m", description="", isomap=rng.normal(size=(24, 3)),
+                         log_ratios={k: rng.random(24) for k in columns},
+                         scores=[dict(parameter=k, median_abs_log_ratio=0.5, iqr=0.1, ci_low=0.4, ci_high=0.6, n=24,
+                                      chance=0.2, statistic="agreement") for k in columns])
+    path = write_report(tmp_path / "chord.html", [result], parameters={"index": np.arange(24), **columns},
+                        audio=audio, sample_rate=SAMPLE_RATE, factors=[f.describe() for f in tones.factors])
+    page, log = _browse(browser, path)
+    try:
+        assert log["page_errors"] == [] and log["console_errors"] == [] and log["external_requests"] == []
+        keys = page.evaluate("Array.from(document.querySelectorAll('.segmented button')).map(b => b.dataset.key)")
+        assert keys == ["root", "quality", "inversion"]
+        page.locator(".segmented button[data-key='quality']").first.click()
+        marker = page.evaluate("(() => { var m = document.querySelector('.scatter-plot')._fullData[0].marker;"
+                               " return {color: Array.from(m.color), ticks: m.colorbar.ticktext}; })()")
+        np.testing.assert_array_equal(marker["color"], columns["quality"])
+        assert marker["ticks"] == list(synth.family("chord").factor("quality").values)
+        custom = page.evaluate("document.querySelector('.scatter-plot')._fullData[0].customdata[0]")
+        # the hover names a discrete value as its label (the factor's values, as text)
+        assert custom == [0] + [str(tones.columns[k][0]) for k in ("root", "quality", "inversion")]
+        decoded = np.array(page.evaluate("Array.from(window.gearReport.samples(5))"))
+        np.testing.assert_allclose(decoded, audio[5], atol=0.51 / 32767 + 1e-7)
+    finally:
+        page.context.close()

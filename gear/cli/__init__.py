@@ -1,5 +1,5 @@
 """The ``gear`` command line: one module per command family (``run``/``report``, ``synth``,
-``score``, ``models``, ``add-submission``/``list``/``remove``, ``timbre``). Every subcommand
+``families``, ``score``, ``models``, ``add-submission``/``list``/``remove``, ``timbre``). Every subcommand
 has ``--help``; tests call :func:`main`.
 
 Errors: one clear line each, never a traceback of GEAR's own code. Exit status 2 for usage
@@ -27,7 +27,7 @@ EXIT_FAILURE = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gear.cli import models, run, score, submissions, synth
+    from gear.cli import families, models, run, score, submissions, synth
 
     parser = argparse.ArgumentParser(
         prog="gear",
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.add_parsers(sub)
     synth.add_parsers(sub)
+    families.add_parsers(sub)
     score.add_parsers(sub)
     models.add_parsers(sub)
     try:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gear.cli.common import DEFAULT_OUT, add_grid_arguments, grid_kwargs, progress_factory, scores_table
+from gear.cli.common import (DEFAULT_OUT, add_grid_arguments, grid_kwargs, progress_factory, scores_table,
+                             stimuli_from_args)
 from gear.errors import ParameterError
 
 __all__ = ["add_parsers"]
@@ -45,6 +46,7 @@ def _cmd_run(args) -> int:
     config = GearConfig(
         preset=args.preset,
         grid_kwargs=grid_kwargs(args),
+        stimuli=stimuli_from_args(args),
         isomap_neighbors=args.isomap_neighbors,
         n_neighbors=args.neighbors,
         scaling=args.scaling,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gear.cli.common import DEFAULT_OUT, batch_progress, integer, scores_table
+from gear.cli.common import DEFAULT_OUT, add_family_arguments, batch_progress, integer, scores_table, stimuli_from_args
 from gear.errors import ParameterError
 
 __all__ = ["add_parsers"]
@@ -50,6 +50,7 @@ def add_parsers(subparsers) -> None:
     group.add_argument("--isomap-neighbors", type=int, default=None, metavar="N", help="K of Isomap's graph (paper: 100)")
     group.add_argument("--neighbors", type=int, default=None, metavar="N", help="K of the log-ratio regression (paper: 40)")
     group.add_argument("--n-bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples for the CIs (1000)")
+    add_family_arguments(p)
     p.set_defaults(func=_cmd_add_submission)
 
     p = subparsers.add_parser("list", help="list the results stored in a results directory",
@@ -84,10 +85,14 @@ def _config(args):
         if stored and args.preset != config.preset:
             grid = {}  # let the settings check report the preset conflict
         config = dataclasses.replace(config, preset=args.preset)
-    for flag in ("seed", "n_alpha", "n_r"):
-        value = getattr(args, flag)
-        if value is not None:
-            grid[flag] = value
+    if args.family is not None:
+        config = dataclasses.replace(config, stimuli=stimuli_from_args(args))
+    else:
+        stimuli_from_args(args)  # --design, --n, --factor without --family: an error
+        for flag in ("seed", "n_alpha", "n_r"):
+            value = getattr(args, flag)
+            if value is not None:
+                grid[flag] = value
     config = dataclasses.replace(config, grid_kwargs=grid)
     for flag, field in (("isomap_neighbors", "isomap_neighbors"), ("neighbors", "n_neighbors"), ("n_bootstrap", "n_bootstrap")):
         value = getattr(args, flag)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 
-from gear.cli.common import add_grid_arguments, grid_kwargs
+from gear.cli.common import add_grid_arguments, grid_kwargs, stimuli_from_args
 from gear.errors import lower_layer_errors
 
 __all__ = ["add_parsers"]
@@ -12,7 +12,8 @@ __all__ = ["add_parsers"]
 def add_parsers(sub) -> None:
     p = sub.add_parser("synth", help="write the tone set as WAV files with parameters.csv",
                        description="Write OUT/tone_NNNNN.wav and OUT/parameters.csv "
-                       "(index,file,sample_rate,n_samples,f1_bins,f1_hz,alpha,r).")
+                       "(index,file,sample_rate,n_samples, then one column per factor: f1_bins,f1_hz,alpha,r for "
+                       "the harmonic presets, the family's factors with --family).")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--sample-rate", type=int, default=16000, help="sample rate of the files in Hz")
     p.add_argument("--subtype", default="FLOAT", help="WAV subtype (FLOAT, PCM_16, PCM_24)")
@@ -22,11 +23,10 @@ def add_parsers(sub) -> None:
 
 
 def _cmd_synth(args) -> int:
-    import synth
     from gear.dataset import write_dataset
+    from gear.pipeline import GearConfig
 
-    with lower_layer_errors():
-        tone_set = synth.make_grid(args.preset, **grid_kwargs(args))
+    tone_set = GearConfig(preset=args.preset, grid_kwargs=grid_kwargs(args), stimuli=stimuli_from_args(args)).tone_set()
     progress = None
     if not args.quiet:
         from tqdm import tqdm

@@ -30,11 +30,24 @@
   var n = params.index.length;
   var hasBins = Object.prototype.hasOwnProperty.call(params, "f1_bins");
 
-  // One customdata table for all the 3-D traces: [index, f1_hz, alpha, r, f1_bins].
+  // A stimulus family's factors (absent for the harmonic tones); a discrete factor's column
+  // holds the position of the value in factor.values.
+  var factors = data.factors || null;
+  function factorValue(factor, row) {
+    var value = params[factor.name][row];
+    if (factor.values) return factor.values[value];
+    return Number(value.toPrecision(4));
+  }
+  // One customdata table for all the 3-D traces: [index, f1_hz, alpha, r, f1_bins], or
+  // [index, factor 1, factor 2, ...] for a stimulus family.
   var customdata = new Array(n);
   for (var i = 0; i < n; i++) {
-    customdata[i] = [params.index[i], params.f1_hz[i], params.alpha[i], params.r[i],
-                     hasBins ? params.f1_bins[i] : null];
+    if (factors) {
+      customdata[i] = [params.index[i]].concat(factors.map(function (f) { return factorValue(f, i); }));
+    } else {
+      customdata[i] = [params.index[i], params.f1_hz[i], params.alpha[i], params.r[i],
+                       hasBins ? params.f1_bins[i] : null];
+    }
   }
   var colours = {};
   data.colour_options.forEach(function (option) {
@@ -117,6 +130,11 @@
   }
 
   function describe(row) {
+    if (factors) {
+      return "sound #" + params.index[row] + factors.map(function (f) {
+        return " · " + f.name + " = " + factorValue(f, row) + (f.unit && !f.values ? " " + f.unit : "");
+      }).join("");
+    }
     var text = "sound #" + params.index[row] + " · f1 = " + fmt(params.f1_hz[row], 1) + " Hz";
     if (hasBins) text += " (bin " + Number(params.f1_bins[row].toPrecision(4)) + ")";
     return text + " · α = " + fmt(params.alpha[row], 3) + " · r = " + fmt(params.r[row], 3);
@@ -190,12 +208,19 @@
     if (option === null) return;
     report.colourKey = key;
     scatterDivs.forEach(function (div) {
-      Plotly.restyle(div, {
+      var update = {
         "marker.color": [colours[key]],
         "marker.cmin": option.cmin,
         "marker.cmax": option.cmax,
         "marker.colorbar.title.text": option.label
-      }, [0]);
+      };
+      // A family's options carry their scale (categorical colours for a discrete factor).
+      if (option.colorscale) update["marker.colorscale"] = [option.colorscale];
+      if (factors) {  // a discrete factor's colour bar names its values
+        update["marker.colorbar.tickvals"] = [option.tickvals || null];
+        update["marker.colorbar.ticktext"] = [option.ticktext || null];
+      }
+      Plotly.restyle(div, update, [0]);
     });
     var buttons = document.querySelectorAll(".segmented button");
     Array.prototype.forEach.call(buttons, function (button) {

@@ -43,15 +43,20 @@ def _randomise(module, seed):
     return module.eval()
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("byols")
+def write_checkpoints(folder):
+    """Hybrid BYOL-S (CvT) and BYOL-S (AudioNTT2020) checkpoints with random values, under their
+    published file names in ``folder``. Returns ``{model_name: (state dict, path)}``."""
     cvt = _randomise(byols.CvT(HYBRID_STAGES), 1)
     ntt = _randomise(byols.AudioNTT2020(d=2048), 2)
     torch.save(cvt.state_dict(), folder / HYBRID_NAME)
     torch.save(ntt.state_dict(), folder / BYOLS_NAME)
     return {"cvt": ({k: v.clone() for k, v in cvt.state_dict().items()}, folder / HYBRID_NAME),
             "default": ({k: v.clone() for k, v in ntt.state_dict().items()}, folder / BYOLS_NAME)}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return write_checkpoints(tmp_path_factory.mktemp("byols"))
 
 
 def _audio(n_sounds, n_samples, seed=0):

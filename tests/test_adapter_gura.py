@@ -24,17 +24,23 @@ COMMON = dict(conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embed
               feat_extract_norm="layer", do_stable_layer_norm=True, num_attention_heads=2)
 
 
-@pytest.fixture(scope="module")
-def gura_folder(tmp_path_factory):
+def write_gura_folder(parent):
+    """Tiny HuBERT and wav2vec2 models saved as GURA's two backbone folders in ``parent/gura``.
+    Returns ``(hubert, wav2vec2, folder)``."""
     torch.manual_seed(0)
     hubert = transformers.HubertModel(transformers.HubertConfig(
         hidden_size=40, num_hidden_layers=3, intermediate_size=48, **COMMON)).eval()
     w2v = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(
         hidden_size=32, num_hidden_layers=2, intermediate_size=48, **COMMON)).eval()
-    folder = tmp_path_factory.mktemp("models") / "gura"
+    folder = parent / "gura"
     hubert.save_pretrained(str(folder / "hubert-xlarge-ll60k"))
     w2v.save_pretrained(str(folder / "wav2vec2-large-960h-lv60-self"))
     return hubert, w2v, folder
+
+
+@pytest.fixture(scope="module")
+def gura_folder(tmp_path_factory):
+    return write_gura_folder(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

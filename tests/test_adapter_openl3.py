@@ -7,6 +7,7 @@ Keras HDF5 files (written by tf_keras from the openl3 architecture, and written 
 with h5py in the Keras-2 layout, kapre front-end layer included).
 """
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,18 +31,26 @@ def _randomise_batch_norms(module, generator):
     first.running_var.fill_(400.0)
 
 
-@pytest.fixture(scope="module")
-def torchopenl3_reference(tmp_path_factory):
-    """torchopenl3's PytorchOpenl3 (mel128, 6144-d) with random weights, saved as its .pth.tar."""
-    torchopenl3 = pytest.importorskip("torchopenl3")
+def write_torchopenl3_checkpoint(folder, *, input_repr="mel128", content_type="music", embedding_size=6144):
+    """torchopenl3's PytorchOpenl3 with random weights, saved as its .pth.tar (torchopenl3's file
+    name) in ``folder``. Returns ``(reference model, path)``."""
+    import torchopenl3
+
     torch.manual_seed(1)
-    reference = torchopenl3.models.PytorchOpenl3("music", "mel128", 6144)
+    reference = torchopenl3.models.PytorchOpenl3(content_type, input_repr, embedding_size)
     with torch.no_grad():
         _randomise_batch_norms(reference, torch.Generator().manual_seed(2))
     reference.eval()
-    path = tmp_path_factory.mktemp("openl3") / "torchopenl3_mel128_music_6144.pth.tar"
+    path = Path(folder) / f"torchopenl3_{input_repr}_{content_type}_{embedding_size}.pth.tar"
     torch.save(reference.state_dict(), path)
     return reference, path
+
+
+@pytest.fixture(scope="module")
+def torchopenl3_reference(tmp_path_factory):
+    """torchopenl3's PytorchOpenl3 (mel128, 6144-d) with random weights, saved as its .pth.tar."""
+    pytest.importorskip("torchopenl3")
+    return write_torchopenl3_checkpoint(tmp_path_factory.mktemp("openl3"))
 
 
 @pytest.fixture(scope="module")

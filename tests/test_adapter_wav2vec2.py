@@ -30,18 +30,23 @@ def tiny_config(**overrides):
     return transformers.Wav2Vec2Config(**settings)
 
 
-@pytest.fixture(scope="module")
-def voxpopuli_like(tmp_path_factory):
-    """A Wav2Vec2ForPreTraining checkpoint (as the voxpopuli one) with a preprocessor config."""
+def write_voxpopuli_like(parent):
+    """A Wav2Vec2ForPreTraining checkpoint (as the voxpopuli one) with a preprocessor config, in
+    ``parent/wav2vec2-large-100k-voxpopuli``. Returns ``(backbone, folder)``."""
     torch.manual_seed(0)
     pretraining = transformers.Wav2Vec2ForPreTraining(tiny_config()).eval()
-    folder = tmp_path_factory.mktemp("w2v") / "wav2vec2-large-100k-voxpopuli"
+    folder = parent / "wav2vec2-large-100k-voxpopuli"
     pretraining.save_pretrained(str(folder))
     (folder / "preprocessor_config.json").write_text(json.dumps({
         "do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
         "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True, "sampling_rate": 16000,
     }))
     return pretraining.wav2vec2, folder
+
+
+@pytest.fixture(scope="module")
+def voxpopuli_like(tmp_path_factory):
+    return write_voxpopuli_like(tmp_path_factory.mktemp("w2v"))
 
 
 def _audio(n_sounds, n_samples, seed=0):

@@ -227,10 +227,11 @@ def test_registry_entries(monkeypatch):
     assert not ok or "yamnet_savedmodel" in why
 
 
-@pytest.mark.slow
-def test_hub_path_with_constructed_savedmodel(tmp_path):
-    """The TF-Hub path end to end on a tiny SavedModel with YAMNet's call signature."""
-    tf = pytest.importorskip("tensorflow")
+def write_tiny_yamnet_savedmodel(folder):
+    """A tiny TensorFlow SavedModel with YAMNet's call signature (waveform -> scores, 1024-d
+    embeddings, log-mel) and YAMNet's framing, saved in ``folder``. Returns ``(w_embed, w_class)``."""
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     w_embed = rng.normal(size=(64, 1024)).astype(np.float32)
     w_class = rng.normal(size=(1024, 521)).astype(np.float32) / 32
@@ -254,8 +255,16 @@ def test_hub_path_with_constructed_savedmodel(tmp_path):
             scores = tf.sigmoid(embeddings @ self.w_class)
             return scores, embeddings, tf.zeros([n_patches * 96, 64])
 
-    folder = tmp_path / "yamnet_savedmodel"
     tf.saved_model.save(TinyYamnet(), str(folder))
+    return w_embed, w_class
+
+
+@pytest.mark.slow
+def test_hub_path_with_constructed_savedmodel(tmp_path):
+    """The TF-Hub path end to end on a tiny SavedModel with YAMNet's call signature."""
+    pytest.importorskip("tensorflow")
+    folder = tmp_path / "yamnet_savedmodel"
+    w_embed, _ = write_tiny_yamnet_savedmodel(folder)
     model = yamnet.load_model(str(folder))
     assert isinstance(model, yamnet.YamnetHub)
     n = 20000

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Sample rates allowed by the HEAR 2021 rules.
-HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
+HEAR_SAMPLE_RATES = (16000, 22050, 44100, 48000)  # those the official hear-validator accepts
 
 #: Environment variable naming the directory where model files are looked up.
 MODELS_DIR_ENV = "GEAR_MODELS_DIR"

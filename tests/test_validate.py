@@ -138,7 +138,7 @@ CONTRACT_CASES = {
     "missing-attribute": (_model_attr("scene_embedding_size", None, delete=True), ["load_model", "int attribute 'scene_embedding_size'", "without 'scene_embedding_size'"]),
     "float-attribute": (_model_attr("timestamp_embedding_size", 8.0), ["model.timestamp_embedding_size to be an int", "8.0 (float)", "int(8.0)"]),
     "bool-attribute": (_model_attr("scene_embedding_size", True), ["to be an int", "True (bool)"]),
-    "bad-sample-rate": (lambda name: make_hear_module(name, sample_rate=8000), ["load_model", "sample_rate in [16000, 22050, 32000, 44100, 48000]", "got 8000", "resample"]),
+    "bad-sample-rate": (lambda name: make_hear_module(name, sample_rate=8000), ["load_model", "sample_rate in [16000, 22050, 44100, 48000]", "got 8000", "resample"]),
     "string-sample-rate": (_model_attr("sample_rate", "16000"), ["model.sample_rate to be an int", "'16000' (str)"]),
 }
 

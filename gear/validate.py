@@ -711,7 +711,7 @@ def call_timestamp_embeddings(
     ------
     SubmissionError
         Wrong types, dtypes or shapes, NaN/Inf, no timestamp, timestamps not increasing, not
-        regular (a hop more than 1 ms from the mean hop), outside the audio, or ending more
+        regular (a hop more than 1e-3 ms from the mean hop), outside the audio, or ending more
         than two hops before its end.
     """
     name = module_name or module.__name__

@@ -395,14 +395,19 @@ def embed(
         padding = padding if padding is not None else _native(tone_set, loaded[1])
         if check_deterministic:
             check_determinism(*loaded, tone_set, padding, module_name=source.name)
-        stream = _stream(source, tone_set, padding, todo, loaded=loaded, n_jobs=n_jobs)
-        if progress is not None:
-            stream = progress(stream, total=len(todo))
-        for start, stop, array in stream:
-            out[start:stop] = array
-            if cache is not None:
-                cache.store(start, stop, array)
+        _collect(_stream(source, tone_set, padding, todo, loaded=loaded, n_jobs=n_jobs), out, cache,
+                 progress=progress, total=len(todo))
     return _finish(source, out, len(todo))
+
+
+def _collect(stream, out: np.ndarray, cache: Optional[EmbeddingCache], *, progress, total: int) -> None:
+    """Put each finished batch ``(start, stop, array)`` of ``stream`` into ``out`` and the cache, as it arrives."""
+    if progress is not None:
+        stream = progress(stream, total=total)
+    for start, stop, array in stream:
+        out[start:stop] = array
+        if cache is not None:
+            cache.store(start, stop, array)
 
 
 def _embed_on_cluster(client, source, tone_set, padding, *, dim, cache, batch_size, max_dim, check_deterministic,
@@ -420,13 +425,7 @@ def _embed_on_cluster(client, source, tone_set, padding, *, dim, cache, batch_si
         if todo is None:
             out = np.empty((tone_set.n_sounds, dim), dtype=np.float32)
             todo = _cached(cache, plan, out)
-    stream = _dask_stream(client, source, tone_set, padding, todo)
-    if progress is not None:
-        stream = progress(stream, total=len(todo))
-    for start, stop, array in stream:
-        out[start:stop] = array
-        if cache is not None:
-            cache.store(start, stop, array)
+    _collect(_dask_stream(client, source, tone_set, padding, todo), out, cache, progress=progress, total=len(todo))
     return _finish(source, out, len(todo))
 
 

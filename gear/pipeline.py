@@ -152,13 +152,15 @@ def analyse_embedding(
         )
     theta = dict(zip(tone_parameters(tone_set), tone_set.theta().T))
     notes: List[str] = []
+    features, neighbours = _shared_search(embedding, config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", analysis.DisconnectedGraphWarning)
         coordinates, n_components = analysis.isomap_embedding(
-            embedding,
+            features,
             n_neighbors=config.isomap_neighbors,
             n_components=config.isomap_components,
-            scaling=config.scaling,
+            scaling=config.scaling if neighbours is None else "none",
+            neighbours=neighbours,
         )
     for warning in caught:
         if issubclass(warning.category, analysis.DisconnectedGraphWarning):
@@ -168,15 +170,16 @@ def analyse_embedding(
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     statistics, spans = factor_statistics(tone_set)
     log_ratios, rows = score_factors(
-        embedding,
+        features,
         theta,
         statistics=statistics,
         spans=spans,
         n_neighbors=config.n_neighbors,
-        scaling=config.scaling,
+        scaling=config.scaling if neighbours is None else "none",
         scales=config.scales,
         n_bootstrap=config.n_bootstrap,
         random_state=config.random_state,
+        neighbours=neighbours,
     )
     return ModelResult(
         name=name,
@@ -189,6 +192,21 @@ def analyse_embedding(
         embedding_dim=int(embedding.shape[1]),
         normalised=normalised_scores(embedding, tone_set, random_state=config.random_state),
     )
+
+
+def _shared_search(embedding: np.ndarray, config: GearConfig):
+    """``(features, neighbours)``: up to :data:`gear.analysis.EXACT_MAX_SOUNDS` sounds, the embedding
+    and None (Isomap and the scores each take GEAR's exact path, as in the paper's code); above, the
+    scaled features and one approximate search with max(Isomap K, score K) neighbours that feeds both
+    (:func:`gear.analysis.analyse`)."""
+    n = embedding.shape[0]
+    if n <= analysis.EXACT_MAX_SOUNDS:
+        return embedding, None
+    from gear.neighbours import search
+
+    features = analysis.scale_features(embedding, scaling=config.scaling)
+    k = max(analysis._check_k(config.isomap_neighbors, n, "isomap_neighbors"), analysis._check_k(config.n_neighbors, n))
+    return features, search(features, k, random_state=config.random_state)
 
 
 def tone_parameters(tone_set) -> tuple:

@@ -115,6 +115,7 @@ def score_factors(
     scales: Mapping[str, str] = None,
     n_bootstrap: int = 1000,
     random_state: int = 0,
+    neighbours=None,
 ) -> Tuple[Dict[str, np.ndarray], List[dict]]:
     """Per-sound scores and one summary row per factor, each factor by its statistic.
 
@@ -129,6 +130,9 @@ def score_factors(
         Design range (high - low) of each ``difference`` factor.
     n_neighbors, scaling, scales, n_bootstrap, random_state
         As :func:`gear.analysis.score_embedding` (``scales`` for log-ratio factors).
+    neighbours : gear.neighbours.KNeighbours, optional
+        A search of the (scaled) features with at least ``n_neighbors`` neighbours, shared with
+        Isomap (:func:`gear.analysis.analyse`); default: searched here.
 
     Returns
     -------
@@ -146,15 +150,17 @@ def score_factors(
     if logged:
         ratios, summary = analysis.score_embedding(
             features, {name: theta[name] for name in logged}, parameters=logged, n_neighbors=n_neighbors,
-            scaling=scaling, scales=scales, n_bootstrap=n_bootstrap, random_state=random_state)
+            scaling=scaling, scales=scales, n_bootstrap=n_bootstrap, random_state=random_state,
+            neighbours=neighbours)
         per_sound.update(ratios)
         rows.update({row["parameter"]: row for row in summary})
     others = [name for name in theta if name not in logged]
     if others:
-        neighbours = analysis.neighbour_indices(features, n_neighbors=n_neighbors, scaling=scaling)
-        chance_neighbours = _random_neighbours(neighbours.shape[0], neighbours.shape[1], random_state)
+        indices = (analysis.neighbour_indices(features, n_neighbors=n_neighbors, scaling=scaling) if neighbours is None
+                   else neighbours.indices[:, :n_neighbors])
+        chance_neighbours = _random_neighbours(indices.shape[0], indices.shape[1], random_state)
         for name in others:
-            per_sound[name], row = _score_one(statistics[name], np.asarray(theta[name]), neighbours,
+            per_sound[name], row = _score_one(statistics[name], np.asarray(theta[name]), indices,
                                               chance_neighbours, spans.get(name, np.nan), n_bootstrap, random_state)
             rows[name] = {"parameter": name, **row}
     ordered = [rows[name] for name in theta]

@@ -137,3 +137,25 @@ def test_10000_sounds_landmark_isomap_and_scores():
         assert approx["parameter"] == exact["parameter"]
         assert exact["ci_low"] <= approx["median_abs_log_ratio"] <= exact["ci_high"], (approx, exact)
         assert approx["median_abs_log_ratio"] < 0.5 * approx["chance"]
+
+
+@pytest.mark.slow
+def test_pipeline_above_the_exact_limit_shares_one_search_and_equals_analyse():
+    """Above EXACT_MAX_SOUNDS, gear run's analysis is gear.analysis.analyse (one neighbour search for
+    Isomap and the scores); at or below it, the exact path (covered by the default-run tests)."""
+    from gear import analysis
+    from gear.pipeline import GearConfig, analyse_embedding
+
+    config = GearConfig(grid_kwargs=dict(n_alpha=80, n_r=80), n_bootstrap=100)
+    tone_set = config.tone_set()
+    assert tone_set.n_sounds > analysis.EXACT_MAX_SOUNDS
+    theta = tone_set.theta()
+    z = np.column_stack([np.log2(theta[:, 0]), theta[:, 1], theta[:, 2]])
+    embedding = np.tanh(z @ np.random.default_rng(0).standard_normal((3, 32))).astype(np.float32)
+    result = analyse_embedding("m", embedding, tone_set, config=config)
+    reference = analysis.analyse(embedding, dict(zip(("f1_hz", "alpha", "r"), theta.T)), parameters=("f1_hz", "alpha", "r"),
+                                 isomap_neighbors=config.isomap_neighbors, n_neighbors=config.n_neighbors,
+                                 n_bootstrap=config.n_bootstrap)
+    assert reference["algorithm"] == "hnsw"
+    assert result.scores == reference["rows"]
+    np.testing.assert_allclose(result.isomap, reference["coordinates"], atol=1e-6)

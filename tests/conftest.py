@@ -50,6 +50,26 @@ def make_hear_module(name, *, sample_rate=16000, dim=8, embed=None, calls=None):
     return module
 
 
+def read_csv(path):
+    """The rows of a CSV file as dicts."""
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def checksums(root):
+    """SHA-256 of every file under root (hidden ones included), by relative path."""
+    import hashlib
+
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
 @pytest.fixture
 def fake_model(monkeypatch):
     """Register a fake HEAR model named 'fake' in the registry; yields its call log."""

@@ -5,8 +5,6 @@ command; (3) a kill during a commit left the outputs wrong for good; (4) a submi
 could not be debugged; (5) broken models were stored and ranked; (6) an unusable --out was found
 only after embedding everything. (7, HEAR compliance, is tests/test_hear_validator.py.)
 """
-import csv
-import hashlib
 import json
 import os
 import shutil
@@ -15,7 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -27,7 +24,7 @@ from gear.store import CRASH_ENV, CorruptEntryWarning, ResultsStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _store_child  # noqa: E402
-from conftest import make_hear_module  # noqa: E402
+from conftest import checksums, make_hear_module, read_csv  # noqa: E402
 
 CHILD = Path(__file__).resolve().parent / "_store_child.py"
 SMALL = ["--n-alpha", "6", "--n-r", "6", "--isomap-neighbors", "10", "--neighbors", "5", "--n-bootstrap", "50",
@@ -36,18 +33,6 @@ CONFIG = pipeline.GearConfig(grid_kwargs=dict(n_alpha=6, n_r=6), isomap_neighbor
                              batch_size=8)
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def checksums(root):
-    out = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = Path(folder) / name
-            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def report_models(out):

@@ -2,7 +2,6 @@
 import gear.errors
 import gear.store
 import contextlib
-import csv
 import hashlib
 import io
 import json
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 import synth
-from conftest import make_hear_module
+from conftest import checksums, make_hear_module, read_csv
 from gear import pipeline, submission
 from gear.cli import submissions as submission_cli
 from gear.store import leaderboard_rows
@@ -30,19 +29,6 @@ def config(**changes):
     return pipeline.GearConfig(**{**CONFIG, **changes})
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def checksums(root):
-    """SHA-256 of every file under root (hidden ones included), by relative path."""
-    out = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = Path(folder) / name
-            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def weighted_module(name, loads=None):

@@ -122,7 +122,7 @@ class EmbeddingRun:
 
 
 # ----------------------------------------------------------------------------- checks
-def check_size(model, *, max_dim: int = DEFAULT_MAX_DIM, module_name: str = "model") -> None:
+def check_size(size: int, *, max_dim: int = DEFAULT_MAX_DIM, module_name: str = "model") -> None:
     """Refuse a scene embedding larger than ``max_dim`` before embedding everything.
 
     Raises
@@ -130,7 +130,7 @@ def check_size(model, *, max_dim: int = DEFAULT_MAX_DIM, module_name: str = "mod
     SubmissionError
         ``kind="too-large"``.
     """
-    size = int(model.scene_embedding_size)
+    size = int(size)
     if size > max_dim:
         raise SubmissionError(
             f"{module_name}.load_model",
@@ -256,7 +256,7 @@ def _worker_prepare(source: ModelSource, tone_set, padding, max_dim: int, check_
     ``(padding, dim)``."""
     try:
         module, model = _worker_model(source, 1)
-        check_size(model, max_dim=max_dim, module_name=source.name)
+        check_size(model.scene_embedding_size, max_dim=max_dim, module_name=source.name)
         padding = padding if padding is not None else _native(tone_set, model)
         if check_deterministic:
             check_determinism(module, model, tone_set, padding, module_name=source.name)
@@ -383,15 +383,11 @@ def embed(
     if dim is None:
         loaded = loaded if loaded is not None else source.load()
         dim = int(loaded[1].scene_embedding_size)
-    if dim > max_dim:
-        raise SubmissionError(f"{source.name}.load_model", f"scene_embedding_size <= {max_dim} (the --max-dim limit)",
-                              str(dim), f"pool the embedding to fewer dimensions, or raise the limit with --max-dim {dim}",
-                              kind="too-large")
+    check_size(dim, max_dim=max_dim, module_name=source.name)
     out = np.empty((tone_set.n_sounds, dim), dtype=np.float32)
     todo = _cached(cache, plan, out)
     if todo:
         loaded = loaded if loaded is not None else source.load()
-        check_size(loaded[1], max_dim=max_dim, module_name=source.name)
         padding = padding if padding is not None else _native(tone_set, loaded[1])
         if check_deterministic:
             check_determinism(*loaded, tone_set, padding, module_name=source.name)

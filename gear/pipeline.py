@@ -8,9 +8,7 @@ one embedding (:func:`analyse_embedding`) and the report of a results directory
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -24,7 +22,7 @@ import synth
 from embeddings import registry
 from embeddings.base import models_dir as embeddings_models_dir
 from gear import analysis
-from gear.results import SCORE_COLUMNS, ModelResult
+from gear.results import ModelResult
 from gear.checks import check_int
 from gear.errors import ParameterError, lower_layer_errors
 from gear.statistics import score_factors

@@ -19,7 +19,7 @@ Every stimulus factor says how it is scored (:attr:`synth.families.Factor.statis
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 

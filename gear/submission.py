@@ -333,7 +333,7 @@ def add_submission(
     weights_path = _resolve_weights(weights, models_dir)
 
     module, model = load_submission(module_name, weights_path)
-    check_size(model, max_dim=max_dim, module_name=module_name)  # before any call on audio
+    check_size(model.scene_embedding_size, max_dim=max_dim, module_name=module_name)  # before any call on audio
     identity = {"module": module_name, "weights_sha256": weights_sha256(weights_path),
                 "tone_set_sha256": tone_set.config_hash(), **_code_identity(module)}
     stored_name, version, existing = _plan_name(store, base, identity)

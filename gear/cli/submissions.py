@@ -2,7 +2,6 @@
 :mod:`gear.submission` (progress bars and printing live here, not in the library)."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from gear.cli.common import DEFAULT_OUT, add_family_arguments, batch_progress, integer, scores_table, stimuli_from_args

@@ -25,7 +25,7 @@ import numpy as np
 
 from gear.errors import ParameterError
 
-__all__ = ["CONNECT_TIMEOUT_S", "client_for", "analyse_many"]
+__all__ = ["CONNECT_TIMEOUT_S", "client_for", "analyse_many", "submit_analysis"]
 
 #: Seconds to wait for a scheduler before the address is reported unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -135,15 +135,19 @@ def analyse_many(
     if client is None:
         return {name: _analyse_task(name, emb, tone_set, config, descriptions.get(name, ""))
                 for name, emb in embeddings.items()}
-    futures = {}
+    futures = {name: submit_analysis(client, name, embedding, tone_set, config, descriptions.get(name, ""),
+                                     retries=retries) for name, embedding in embeddings.items()}
+    results = client.gather(list(futures.values()))
+    return dict(zip(futures, results))
+
+
+def submit_analysis(client, name: str, embedding: EmbeddingLike, tone_set, config=None, description: str = "", *,
+                    retries: int = 1):
+    """Submit the analysis of one embedding (see :func:`analyse_many`); a Dask future of its
+    :class:`gear.results.ModelResult`."""
     with warnings.catch_warnings():
         # Inputs travel inside the tasks (not scattered): the scheduler keeps them, so a task
         # whose worker dies can be rerun anywhere. Dask's notice about large graphs is expected.
         warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
-        for name, embedding in embeddings.items():
-            futures[name] = client.submit(
-                _analyse_task, name, embedding, tone_set, config, descriptions.get(name, ""),
-                key=f"gear-analyse-{name}-{os.urandom(4).hex()}", retries=retries, pure=False,
-            )
-    results = client.gather(list(futures.values()))
-    return dict(zip(futures, results))
+        return client.submit(_analyse_task, name, embedding, tone_set, config, description,
+                             key=f"gear-analyse-{name}-{os.urandom(4).hex()}", retries=retries, pure=False)

@@ -42,6 +42,10 @@ __all__ = [
     "check_size",
     "check_determinism",
     "constant_embedding",
+    "DEFAULT_MEMORY_FRACTION",
+    "default_max_memory",
+    "tone_bytes",
+    "tones_per_call",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,14 @@ CONSTANT_TOLERANCE = 1e-6
 #: Relative difference above which two calls on the same batch count as different
 #: (see :func:`check_determinism`; float round-off is ~1e-7 of that scale).
 DETERMINISM_TOLERANCE = 1e-4
+
+
+#: Default memory budget of the model calls (``max_memory``): this fraction of the machine's RAM.
+DEFAULT_MEMORY_FRACTION = 0.25
+#: Model activations per tone in the budget's estimate, as a multiple of the tone's audio bytes
+#: (float32 at the model's rate). Measured peaks on the paper tones (250 per call) are well below:
+#: see benchmarks/bench_memory_budget.py.
+ACTIVATION_FACTOR = 32
 
 
 class ConstantEmbeddingWarning(UserWarning):
@@ -190,12 +202,58 @@ def check_determinism(module, model, tone_set, padding, *, module_name: str = "m
 def constant_embedding(embedding: np.ndarray, *, tolerance: float = CONSTANT_TOLERANCE) -> bool:
     """True when every sound has (nearly) the same embedding: the largest range of a dimension
     over the sounds is at most ``tolerance`` x the largest absolute value (all zeros included)."""
-    embedding = np.asarray(embedding, dtype=np.float64)
+    embedding = np.asarray(embedding)
     if embedding.shape[0] < 2:
         return False
-    spread = float(np.ptp(embedding, axis=0).max()) if embedding.size else 0.0
-    scale = float(np.abs(embedding).max()) if embedding.size else 0.0
+    if not embedding.size:
+        return True
+    # column extremes in the stored dtype (exact), differences in float64: no float64 copy
+    high = embedding.max(axis=0).astype(np.float64)
+    low = embedding.min(axis=0).astype(np.float64)
+    spread = float((high - low).max())
+    scale = float(max(np.abs(high).max(), np.abs(low).max()))
     return spread <= tolerance * scale or scale == 0.0
+
+
+# ----------------------------------------------------------------------------- memory budget
+def default_max_memory() -> int:
+    """:data:`DEFAULT_MEMORY_FRACTION` of this machine's RAM, in bytes."""
+    return int(DEFAULT_MEMORY_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def tone_bytes(n_samples: int, dim: int) -> int:
+    """Estimated memory of one tone in a model call, in bytes: its float32 audio, the model's
+    activations (:data:`ACTIVATION_FACTOR` x the audio) and its float32 embedding twice (the
+    model's output and its checked copy)."""
+    return int(4 * n_samples * (1 + ACTIVATION_FACTOR) + 2 * 4 * dim)
+
+
+def _size_text(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.3g} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.3g} MB"
+
+
+def tones_per_call(padding, dim: int, max_memory: int, *, module_name: str = "model") -> int:
+    """The most tones one model call may take within ``max_memory`` bytes (:func:`tone_bytes` each).
+
+    Raises
+    ------
+    ParameterError
+        ``max_memory`` is too small for one tone (the message gives the minimum).
+    """
+    per_tone = tone_bytes(padding.n_samples, dim)
+    if max_memory < per_tone:
+        raise ParameterError(
+            f"max_memory={_size_text(max_memory)} is too small for one tone of {module_name}: one tone needs about "
+            f"{_size_text(per_tone)} ({padding.n_samples} samples at {padding.sample_rate} Hz, activations estimated "
+            f"at {ACTIVATION_FACTOR} x the audio, a {dim}-d embedding); give at least --max-memory "
+            f"{int(np.ceil(per_tone / 1e6))}MB")
+    return int(max_memory // per_tone)
+
+
+def _check_memory(max_memory: Optional[int]) -> int:
+    if max_memory is None:
+        return default_max_memory()
+    return check_int(max_memory, "max_memory", min_val=1, fix="pass the memory budget in bytes")
 
 
 # ----------------------------------------------------------------------------- embedding
@@ -217,7 +275,13 @@ def _worker_model(source: ModelSource, n_threads: int):
     return _WORKER_MODELS[source]
 
 
-def _embed_batch(module, model, tone_set, padding, start: int, stop: int, name: str) -> np.ndarray:
+def _embed_batch(module, model, tone_set, padding, start: int, stop: int, name: str,
+                 call_size: Optional[int] = None) -> np.ndarray:
+    """The embeddings of tones ``[start, stop)``: one model call, or calls of ``call_size`` tones
+    when the shard is larger (the memory budget)."""
+    if call_size is not None and call_size < stop - start:
+        return np.concatenate([_embed_batch(module, model, tone_set, padding, a, min(a + call_size, stop), name)
+                               for a in range(start, stop, call_size)])
     from gear.validate import call_scene_embeddings, render_tones
 
     audio = render_tones(tone_set, padding, indices=np.arange(start, stop))
@@ -242,11 +306,12 @@ def _on_worker(error: GearError) -> GearError:
     return type(error)(f"on Dask worker {where!r}: {error}")
 
 
-def _worker_job(source: ModelSource, tone_set, padding, start: int, stop: int, n_threads: int):
+def _worker_job(source: ModelSource, tone_set, padding, start: int, stop: int, n_threads: int,
+                call_size: Optional[int] = None):
     """One job (joblib or Dask): embed tones ``[start, stop)`` with the worker's copy of the model."""
     try:
         module, model = _worker_model(source, n_threads)
-        return start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name)
+        return start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name, call_size)
     except GearError as error:
         raise _on_worker(error) from error
 
@@ -265,13 +330,13 @@ def _worker_prepare(source: ModelSource, tone_set, padding, max_dim: int, check_
         raise _on_worker(error) from error
 
 
-def _dask_stream(client, source, tone_set, padding, todo):
+def _dask_stream(client, source, tone_set, padding, todo, call_size):
     """Submit one Dask task per batch; yield ``(start, stop, array)`` as tasks finish. A task whose
     worker dies is rerun on another worker by the scheduler."""
     from distributed import as_completed
 
     token = os.urandom(4).hex()
-    futures = [client.submit(_worker_job, source, tone_set, padding, start, stop, 1, pure=False, retries=1,
+    futures = [client.submit(_worker_job, source, tone_set, padding, start, stop, 1, call_size, pure=False, retries=1,
                              key=f"gear-embed-{source.name}-{start}-{stop}-{token}") for start, stop in todo]
     for future in as_completed(futures):
         yield future.result()
@@ -289,18 +354,25 @@ def _cached(cache: Optional[EmbeddingCache], plan, out: np.ndarray) -> List[Tupl
     return todo
 
 
-def _stream(source, tone_set, padding, todo, *, loaded, n_jobs):
+def _stream(source, tone_set, padding, todo, *, loaded, n_jobs, call_size):
     if n_jobs == 1:
         module, model = loaded
-        return ((start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name))
+        return ((start, stop, _embed_batch(module, model, tone_set, padding, start, stop, source.name, call_size))
                 for start, stop in todo)
     import joblib
 
-    workers = joblib.effective_n_jobs(n_jobs)
+    workers = _joblib_workers(n_jobs)
     n_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     return joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        joblib.delayed(_worker_job)(source, tone_set, padding, start, stop, n_threads) for start, stop in todo
+        joblib.delayed(_worker_job)(source, tone_set, padding, start, stop, n_threads, call_size)
+        for start, stop in todo
     )
+
+
+def _joblib_workers(n_jobs: int) -> int:
+    import joblib
+
+    return max(1, joblib.effective_n_jobs(n_jobs))
 
 
 def _native(tone_set, model):
@@ -336,6 +408,7 @@ def embed(
     check_deterministic: bool = True,
     progress: Optional[Callable[..., Iterable]] = None,
     client=None,
+    max_memory: Optional[int] = None,
 ) -> EmbeddingRun:
     """Scene embeddings of every tone, batch by batch, resumable through ``cache``.
 
@@ -351,7 +424,8 @@ def embed(
     cache : EmbeddingCache, optional
         Finished batches are read from and written to it (each as soon as it is done).
     batch_size : int
-        Tones per call.
+        Tones per shard: the unit of the cache, of the jobs and of the progress bar, and the
+        most tones per model call.
     n_jobs : int
         1: in this process. Otherwise joblib jobs (``-1``: all cores), one per batch; each
         worker loads the model once. The active joblib backend takes the jobs.
@@ -367,14 +441,22 @@ def embed(
         Embed on this Dask cluster: one task per batch (a shard), each worker loading the model
         once; the checks run on a worker too, so the model files need only be where the workers
         run. Finished batches go to the cache here, as they arrive.
+    max_memory : int, optional
+        Memory budget of the model calls in bytes (default :func:`default_max_memory`, a quarter
+        of the RAM), per process that embeds (split between joblib jobs; each Dask worker's
+        own): a shard is embedded in calls of at most :func:`tones_per_call` tones, so a budget
+        that holds a whole shard (the default run's) leaves the calls and outputs unchanged, and
+        the cache, keyed by shard, is shared whatever the budget.
 
     Returns
     -------
     EmbeddingRun
     """
+    max_memory = _check_memory(max_memory)
     if client is not None:
         return _embed_on_cluster(client, source, tone_set, padding, dim=dim, cache=cache, batch_size=batch_size,
-                                 max_dim=max_dim, check_deterministic=check_deterministic, progress=progress)
+                                 max_dim=max_dim, check_deterministic=check_deterministic, progress=progress,
+                                 max_memory=max_memory)
     if check_int(n_jobs, "n_jobs", min_val=-1, fix="pass a positive number of jobs, or -1 for all cores") == 0:
         raise ParameterError("n_jobs == 0; pass a positive number of jobs, or -1 for all cores")
     plan = batches(tone_set.n_sounds, batch_size)
@@ -389,10 +471,12 @@ def embed(
     if todo:
         loaded = loaded if loaded is not None else source.load()
         padding = padding if padding is not None else _native(tone_set, loaded[1])
+        workers = 1 if n_jobs == 1 else _joblib_workers(n_jobs)
+        call_size = tones_per_call(padding, dim, max_memory // workers, module_name=source.name)
         if check_deterministic:
             check_determinism(*loaded, tone_set, padding, module_name=source.name)
-        _collect(_stream(source, tone_set, padding, todo, loaded=loaded, n_jobs=n_jobs), out, cache,
-                 progress=progress, total=len(todo))
+        _collect(_stream(source, tone_set, padding, todo, loaded=loaded, n_jobs=n_jobs, call_size=call_size), out,
+                 cache, progress=progress, total=len(todo))
     return _finish(source, out, len(todo))
 
 
@@ -407,7 +491,7 @@ def _collect(stream, out: np.ndarray, cache: Optional[EmbeddingCache], *, progre
 
 
 def _embed_on_cluster(client, source, tone_set, padding, *, dim, cache, batch_size, max_dim, check_deterministic,
-                      progress) -> EmbeddingRun:
+                      progress, max_memory) -> EmbeddingRun:
     """:func:`embed` on a Dask cluster (see its ``client`` parameter)."""
     plan = batches(tone_set.n_sounds, batch_size)
     dim = dim if dim is not None else _cached_dim(cache, plan)
@@ -421,7 +505,9 @@ def _embed_on_cluster(client, source, tone_set, padding, *, dim, cache, batch_si
         if todo is None:
             out = np.empty((tone_set.n_sounds, dim), dtype=np.float32)
             todo = _cached(cache, plan, out)
-    _collect(_dask_stream(client, source, tone_set, padding, todo), out, cache, progress=progress, total=len(todo))
+    call_size = tones_per_call(padding, dim, max_memory, module_name=source.name) if todo else None
+    _collect(_dask_stream(client, source, tone_set, padding, todo, call_size), out, cache, progress=progress,
+             total=len(todo))
     return _finish(source, out, len(todo))
 
 
@@ -449,6 +535,7 @@ def embed_model(
     progress: Optional[Callable] = None,
     loaded=None,
     client=None,
+    max_memory: Optional[int] = None,
 ) -> EmbeddingRun:
     """Embed a tone set with a registered model (see :mod:`embeddings.registry`), cached.
 
@@ -472,4 +559,4 @@ def embed_model(
     cache = EmbeddingCache(cache_dir or default_cache_dir(), key, meta) if use_cache else None
     source = ModelSource("registry", spec.name, models_dir=None if models_dir is None else str(models_dir))
     return embed(source, tone_set, cache=cache, batch_size=batch_size, loaded=loaded, max_dim=max_dim,
-                 progress=progress, client=client)
+                 progress=progress, client=client, max_memory=max_memory)

@@ -226,7 +226,9 @@ def normalised_scores(embedding: np.ndarray, tone_set, *, random_state: int = 0,
     """The normalised neighbour score of every cause factor and their ``mean`` (the leaderboard's
     ranking): 0 = as good as an oracle whose neighbours are chosen in factor space, 1 = chance
     (random neighbours), with K a fixed fraction of the design (:mod:`gear.metrics.neighbours`),
-    so that scores compare across designs and grid densities."""
+    so that scores compare across designs and grid densities. Above
+    :data:`NORMALISED_MAX_SOUNDS` sounds they are those of a random subsample
+    (:func:`normalised_sample`)."""
     from gear.metrics import CAUSE_FACTORS, make_design, mean_normalised_score
     from gear.metrics.neighbours import neighbour_rows
 
@@ -239,8 +241,11 @@ def normalised_scores(embedding: np.ndarray, tone_set, *, random_state: int = 0,
         return {"mean": float("nan")}
     columns = [parameters.index(p) for p in causes]
     scales = {p: s for p, s in (getattr(tone_set, "scales", {}) or {}).items() if p in causes and p != "f1_hz"}
-    design = make_design(embedding, tone_set.theta()[:, columns], names=causes, scales=scales,
-                         random_state=random_state)
+    theta = tone_set.theta()[:, columns]
+    rows_kept = normalised_sample(embedding.shape[0], random_state=random_state)
+    if rows_kept is not None:  # above the limit: a random subsample (K follows its size)
+        embedding, theta = embedding[rows_kept], theta[rows_kept]
+    design = make_design(embedding, theta, names=causes, scales=scales, random_state=random_state)
     rows = neighbour_rows(design, n_resamples=n_resamples)
     scores = {r["parameter"]: float(r["value"]) for r in rows
               if r["metric"] == "normalised_score" and r["value"] is not None}
@@ -248,8 +253,29 @@ def normalised_scores(embedding: np.ndarray, tone_set, *, random_state: int = 0,
     return scores
 
 
+#: Largest number of sounds whose normalised scores use every sound (see :func:`normalised_sample`).
+NORMALISED_MAX_SOUNDS = 5000
+
+
+def normalised_sample(n_sounds: int, *, random_state: int = 0) -> Optional[np.ndarray]:
+    """The sounds of the normalised scores: None (all of them) up to :data:`NORMALISED_MAX_SOUNDS`,
+    else a seeded random subsample of that many, sorted.
+
+    Their K is a fixed fraction of the sounds scored (1.6 %: 40 of 2 500), i.e. a fixed share of
+    the design, so a random subsample estimates the same score as the full design (at 10 000
+    tones the full design would need K = 160, at 10^6 K = 16 000 neighbours per sound: O(n^2)
+    work). The bootstrap CIs are those of the subsample.
+    """
+    if n_sounds <= NORMALISED_MAX_SOUNDS:
+        return None
+    rng = np.random.default_rng([random_state, n_sounds])
+    return np.sort(rng.choice(n_sounds, NORMALISED_MAX_SOUNDS, replace=False))
+
+
 #: Version of what :func:`analyse_embedding` stores: stored analyses of another version are recomputed.
 ANALYSIS_VERSION = 2
+#: Version of the analysis above :data:`gear.analysis.EXACT_MAX_SOUNDS` sounds (hashed only there).
+LARGE_ANALYSIS_VERSION = 2
 
 
 def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.ToneSet) -> str:
@@ -257,6 +283,8 @@ def analysis_key(embedding: np.ndarray, config: GearConfig, tone_set: synth.Tone
     import hashlib
 
     digest = hashlib.sha256(f"gear-analysis/{ANALYSIS_VERSION}".encode())
+    if embedding.shape[0] > analysis.EXACT_MAX_SOUNDS:  # the large-n path changed (up to 5 000: as before)
+        digest.update(f"large/{LARGE_ANALYSIS_VERSION}".encode())
     digest.update(memoryview(np.ascontiguousarray(embedding, dtype=np.float32)).cast("B"))  # no copy
     digest.update(json.dumps(config.settings(), sort_keys=True, default=str).encode())
     digest.update(tone_set.config_hash().encode())
@@ -397,14 +425,16 @@ def _client(scheduler: Optional[str]):
 
 
 def _registry_entry(store, spec, config: GearConfig, tone_set, *, models_dir, cache_dir, use_cache, progress,
-                    client=None):
-    """Embed one registry model and stage its entry (None when the stored one is current)."""
+                    client=None, max_memory=None):
+    """Embed one registry model and analyse it: a callable that stages its entry (None when the
+    stored one is current). On Dask the analysis is a task already submitted when this returns,
+    so that it runs while the next model's shards are embedded."""
     from gear.embedder import embed_model
     from gear.store import REGISTRY
 
     wrapper = progress(f"embedding {spec.name}") if progress is not None else None
     run = embed_model(spec, tone_set, models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
-                      batch_size=config.batch_size, progress=wrapper, client=client)
+                      batch_size=config.batch_size, progress=wrapper, client=client, max_memory=max_memory)
     key = analysis_key(run.embedding, config, tone_set)
     if spec.name in store.names() and store.analysis_key(spec.name) == key:
         return None  # stored, verified and computed from the same inputs: reuse it
@@ -412,17 +442,21 @@ def _registry_entry(store, spec, config: GearConfig, tone_set, *, models_dir, ca
         status = spec.weights(models_dir)
     description = f"{spec.description} [weights: {status.where}]"
     if client is None:
-        result = analyse_embedding(spec.name, run.embedding, tone_set, config=config, description=description)
+        analysed = analyse_embedding(spec.name, run.embedding, tone_set, config=config, description=description)
     else:
-        from gear.distributed import analyse_many
+        from gear.distributed import submit_analysis
 
-        result = analyse_many({spec.name: run.embedding}, tone_set, config, client,
-                              descriptions={spec.name: description})[spec.name]
-    result.warnings = list(result.warnings) + run.notes
-    result.flags = list(run.flags)
-    staged = store.stage(spec.name, {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)})
-    staged.write_result(result, run.embedding, key=key, flags=run.flags)
-    return staged
+        analysed = submit_analysis(client, spec.name, run.embedding, tone_set, config, description)
+
+    def stage():
+        result = analysed if client is None else analysed.result()
+        result.warnings = list(result.warnings) + run.notes
+        result.flags = list(run.flags)
+        staged = store.stage(spec.name, {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)})
+        staged.write_result(result, run.embedding, key=key, flags=run.flags)
+        return staged
+
+    return stage
 
 
 def run(
@@ -436,6 +470,7 @@ def run(
     report: bool = True,
     progress: Optional[Callable[..., Callable]] = None,
     scheduler: Optional[str] = None,
+    max_memory: Optional[int] = None,
 ) -> List[ModelResult]:
     """Run GEAR: embed the tone set with each model, analyse, store, report.
 
@@ -460,6 +495,10 @@ def run(
         cluster) or ``"local:N"`` (N local worker processes). Embedding shards (model x batch)
         and the analysis of each model are tasks on the cluster; results go through the same
         cache and store as a serial run, so a killed worker or client loses no finished shard.
+    max_memory : int, optional
+        Memory budget of the model calls in bytes (default: a quarter of the RAM; see
+        :func:`gear.embedder.embed`): shards of ``config.batch_size`` tones are embedded in calls
+        that fit it. Not a setting of the results (the outputs do not depend on it).
 
     Returns
     -------
@@ -496,11 +535,18 @@ def run(
     if store.check_settings(settings, replacing=[spec.name for spec in runnable]):
         store.commit(remove=store.names(), settings=settings, tone_set_config=tone_set.config(), refresh=False)
     with _client(scheduler) as client:
+        pending = []  # on Dask: analyses in flight while the next models are embedded
         for spec in runnable:
-            staged = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
-                                     use_cache=use_cache, progress=progress, client=client)
-            if staged is not None:
-                store.commit(put=[staged], settings=settings, tone_set_config=tone_set.config(), refresh=False)
+            stage = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
+                                    use_cache=use_cache, progress=progress, client=client, max_memory=max_memory)
+            if stage is not None:
+                pending.append(stage)
+            if client is None:
+                for stage in pending:
+                    store.commit(put=[stage()], settings=settings, tone_set_config=tone_set.config(), refresh=False)
+                pending = []
+        for stage in pending:
+            store.commit(put=[stage()], settings=settings, tone_set_config=tone_set.config(), refresh=False)
     if store.read_settings() is None:  # every entry reused but run.json lost: record the settings
         store.commit(settings=settings, tone_set_config=tone_set.config(), refresh=False)
     store.refresh_outputs()

@@ -10,6 +10,7 @@ pattern 1/p^alpha.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Optional
 
@@ -70,6 +71,27 @@ def partial_amplitudes(alpha, r, *, n_partials: int = 32) -> np.ndarray:
     return (1.0 + sign[None, :] * r[:, None]) / p[None, :] ** alpha[:, None]
 
 
+#: Largest cosine basis (partials x samples) kept between calls by :func:`_cosine_basis`.
+_BASIS_CACHE_MAX = 1 << 20
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_basis(f1: float, sample_rate: int, n_samples: int, n_partials: int) -> np.ndarray:
+    p = np.arange(1, n_partials + 1, dtype=np.float64)
+    t = np.arange(n_samples, dtype=np.float64) / sample_rate
+    basis = np.cos(2.0 * np.pi * f1 * p[:, None] * t[None, :])
+    basis.flags.writeable = False
+    return basis
+
+
+def _cosine_basis(f1, sample_rate, n_samples: int, n_partials: int) -> np.ndarray:
+    """``cos(2 pi f1 p t)``, shape (n_partials, n_samples): kept between calls when small (a grid
+    rendered batch by batch reuses the bases of its few pitches), the same values either way."""
+    if n_partials * n_samples > _BASIS_CACHE_MAX:
+        return _cached_basis.__wrapped__(f1, sample_rate, n_samples, n_partials)
+    return _cached_basis(f1, sample_rate, n_samples, n_partials)
+
+
 def _synthesise(f1_hz, alpha, r, sample_rate, n_samples, n_partials, window=True, grouped=None):
     """Unnormalised tones, float64 (n, n_samples); no validation (callers validate).
 
@@ -90,8 +112,7 @@ def _synthesise(f1_hz, alpha, r, sample_rate, n_samples, n_partials, window=True
         # matrix product per group.
         for k, f1 in enumerate(values):
             rows = np.flatnonzero(inverse == k)
-            basis = np.cos(2.0 * np.pi * f1 * p[:, None] * t[None, :])
-            out[rows] = amplitudes[rows] @ basis
+            out[rows] = amplitudes[rows] @ _cosine_basis(f1, sample_rate, n_samples, n_partials)
     else:
         # Many distinct pitches: cos(p x) by the Chebyshev recurrence
         # cos((p+1)x) = 2 cos x cos(px) - cos((p-1)x), one cosine per tone instead of one per

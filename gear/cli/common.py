@@ -6,7 +6,7 @@ import argparse
 from gear.errors import ParameterError
 
 __all__ = ["progress_factory", "batch_progress", "add_grid_arguments", "add_family_arguments", "grid_kwargs", "stimuli_from_args",
-           "scores_table", "integer", "DEFAULT_OUT"]
+           "scores_table", "integer", "memory_size", "DEFAULT_OUT"]
 
 #: Default results directory.
 DEFAULT_OUT = "gear-results"
@@ -20,6 +20,25 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12}
+
+
+def memory_size(text: str) -> int:
+    """argparse type: a memory size in bytes from ``4GB``, ``500MB``, ``1.5G``, ``2e9`` or ``30%`` (of the RAM)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([A-Za-z]*|%)\s*", text)
+    unit = match.group(2).upper() if match else None
+    if match is None or (unit not in _UNITS and unit != "%"):
+        raise argparse.ArgumentTypeError(f"expected a memory size such as 4GB, 500MB or 30%, got {text!r}")
+    value = float(match.group(1))
+    if unit == "%":
+        import os
+
+        return int(value / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return int(value * _UNITS[unit])
+
+
 def progress_factory(enabled: bool):
     """``description -> tqdm wrapper`` for the batch loops of ``gear run`` (None when quiet)."""
     if not enabled:
@@ -28,7 +47,7 @@ def progress_factory(enabled: bool):
 
     def factory(description: str):
         def wrap(iterable, total=None):
-            return tqdm(iterable, total=total, desc=description, unit="batch", leave=False)
+            return tqdm(iterable, total=total, desc=description, unit="shard", leave=False)
 
         return wrap
 

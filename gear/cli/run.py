@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gear.cli.common import (DEFAULT_OUT, add_grid_arguments, grid_kwargs, progress_factory, scores_table,
-                             stimuli_from_args)
+from gear.cli.common import (DEFAULT_OUT, add_grid_arguments, grid_kwargs, memory_size, progress_factory,
+                             scores_table, stimuli_from_args)
 from gear.errors import ParameterError
 
 __all__ = ["add_parsers"]
@@ -25,7 +25,12 @@ def add_parsers(sub) -> None:
                    help="scaling of embedding dimensions before distances (default: none)")
     p.add_argument("--log-f1", action="store_true", help="score f1 on a log scale (pitch is heard on a log scale)")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
-    p.add_argument("--batch-size", type=int, default=250, help="sounds per model call")
+    p.add_argument("--batch-size", type=int, default=250,
+                   help="sounds per shard: the unit of the cache, of Dask tasks and of the progress bar, and the most "
+                        "sounds per model call (default 250)")
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="memory budget of the model calls, e.g. 4GB, 500MB or 30%% (of the RAM); a shard is embedded "
+                        "in calls that fit it (default: 25%% of the RAM, per Dask worker on a cluster)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on Dask: tcp://HOST:PORT (an existing scheduler) or local:N (N local worker processes); "
                         "needs the [dask] extra")
@@ -63,6 +68,7 @@ def _cmd_run(args) -> int:
         use_cache=not args.no_cache,
         progress=progress_factory(not args.quiet),
         scheduler=args.scheduler,
+        max_memory=args.max_memory,
     )
     if not args.quiet:
         print(scores_table(results))

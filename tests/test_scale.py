@@ -83,6 +83,21 @@ def test_landmark_isomap_matches_exact_isomap():
     assert _procrustes_r(exact, approx) >= 0.999
 
 
+def test_cell_weights_correct_the_edge_bias_of_farthest_point_landmarks():
+    """A strip sampled densely at one end: farthest-point landmarks crowd the sparse end, and landmark
+    MDS with equal weights tilts towards it; weighting each landmark by its Voronoi cell brings
+    landmark Isomap to within a third of that misfit of scikit-learn's exact Isomap."""
+    rng = np.random.default_rng(4)
+    a, b = 4 * rng.beta(0.6, 4.0, 2000), rng.uniform(0, 1, 2000)
+    features = np.column_stack([a * np.cos(a), 2 * b, a * np.sin(a)])
+    exact, _ = analysis.isomap_embedding(features, n_neighbors=12, n_landmarks=None)
+    model = landmark.LandmarkIsomap(n_neighbors=12, n_landmarks=40, neighbors_algorithm="exact").fit(features)
+    assert model.weights_.sum() == 2000 and np.all(model.weights_ >= 1)
+    equal, _ = landmark._landmark_mds(model.geodesics_, model.landmarks_, 3)
+    weighted_misfit, equal_misfit = 1 - _procrustes_r(exact, model.embedding_), 1 - _procrustes_r(exact, equal)
+    assert weighted_misfit < 0.002 and weighted_misfit < equal_misfit / 3, (weighted_misfit, equal_misfit)
+
+
 def test_disconnected_graph_is_joined_and_warned():
     features, _ = _swiss_roll(600, seed=6)
     features[300:, 0] += 1000.0  # two far-apart copies

@@ -15,7 +15,7 @@ scikit-learn's Isomap holds the n x n matrix of geodesic distances (it runs out 
    ``y_x = -1/2 L# (delta_x - mean_delta)`` with ``L#`` rows ``v_k / sqrt(lambda_k)``; the
    coordinates are finally centred and rotated to their principal axes. Each landmark is
    weighted by the number of sounds geodesically nearest to it (a Nystroem approximation of the
-   sounds' distribution, see :func:`_landmark_mds`): farthest-point landmarks crowd the edges of
+   sounds' distribution, see :func:`landmark_mds`): farthest-point landmarks crowd the edges of
    the data, and equal weights then tilt the picture towards them.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from gear.errors import ParameterError
 from gear.neighbours import KNeighbours, search
 
-__all__ = ["DEFAULT_LANDMARKS", "knn_graph", "join_components", "cell_weights", "LandmarkIsomap"]
+__all__ = ["DEFAULT_LANDMARKS", "knn_graph", "join_components", "cell_weights", "landmark_mds", "LandmarkIsomap"]
 
 #: Landmarks used by default.
 DEFAULT_LANDMARKS = 200
@@ -133,7 +133,7 @@ class LandmarkIsomap:
         graph, self.n_connected_components_ = join_components(knn_graph(neighbours.first(self.n_neighbors)), features)
         self.landmarks_, self.geodesics_ = _maxmin_landmarks(graph, min(int(self.n_landmarks), n), self.random_state)
         self.weights_ = cell_weights(self.geodesics_)
-        self.embedding_, self.eigenvalues_ = _landmark_mds(self.geodesics_, self.landmarks_, self.n_components,
+        self.embedding_, self.eigenvalues_ = landmark_mds(self.geodesics_, self.landmarks_, self.n_components,
                                                            self.weights_)
         return self
 
@@ -164,7 +164,7 @@ def cell_weights(geodesics: np.ndarray) -> np.ndarray:
     return np.bincount(np.argmin(geodesics, axis=0), minlength=geodesics.shape[0]).astype(np.float64)
 
 
-def _landmark_mds(geodesics: np.ndarray, landmarks: np.ndarray, n_components: int, weights=None):
+def landmark_mds(geodesics: np.ndarray, landmarks: np.ndarray, n_components: int, weights=None):
     """Landmark MDS (de Silva & Tenenbaum 2003), each landmark weighted by ``weights`` (default
     equal): coordinates of every sound, eigenvalues.
 
@@ -175,6 +175,21 @@ def _landmark_mds(geodesics: np.ndarray, landmarks: np.ndarray, n_components: in
     Silva & Tenenbaum's formula; the cell sizes (:func:`cell_weights`) correct the bias of
     farthest-point landmarks towards the edges (on the naive embedding of 10 000 tones, Procrustes r
     vs exact Isomap: 0.981 with equal weights, 1.0000 with cell weights, 200 landmarks).
+
+    Parameters
+    ----------
+    geodesics : np.ndarray, shape (L, n_sounds)
+        Geodesic distances from each landmark to every sound.
+    landmarks : np.ndarray, shape (L,), int
+        The landmarks' sound indices.
+    n_components : int
+    weights : np.ndarray, shape (L,), optional
+
+    Returns
+    -------
+    coordinates : np.ndarray, shape (n_sounds, n_components), float64
+        Centred, on their principal axes.
+    eigenvalues : np.ndarray, shape (n_components,)
     """
     squared = geodesics**2
     delta = squared[:, landmarks]  # (L, L)

@@ -93,7 +93,7 @@ def test_cell_weights_correct_the_edge_bias_of_farthest_point_landmarks():
     exact, _ = analysis.isomap_embedding(features, n_neighbors=12, n_landmarks=None)
     model = landmark.LandmarkIsomap(n_neighbors=12, n_landmarks=40, neighbors_algorithm="exact").fit(features)
     assert model.weights_.sum() == 2000 and np.all(model.weights_ >= 1)
-    equal, _ = landmark._landmark_mds(model.geodesics_, model.landmarks_, 3)
+    equal, _ = landmark.landmark_mds(model.geodesics_, model.landmarks_, 3)
     weighted_misfit, equal_misfit = 1 - _procrustes_r(exact, model.embedding_), 1 - _procrustes_r(exact, equal)
     assert weighted_misfit < 0.002 and weighted_misfit < equal_misfit / 3, (weighted_misfit, equal_misfit)
 

@@ -63,8 +63,7 @@ DETERMINISM_TOLERANCE = 1e-4
 #: Default memory budget of the model calls (``max_memory``): this fraction of the machine's RAM.
 DEFAULT_MEMORY_FRACTION = 0.25
 #: Model activations per tone in the budget's estimate, as a multiple of the tone's audio bytes
-#: (float32 at the model's rate). Measured peaks on the paper tones (250 per call) are well below:
-#: see benchmarks/bench_memory_budget.py.
+#: (float32 at the model's rate): a conservative estimate, not measured per model.
 ACTIVATION_FACTOR = 32
 
 

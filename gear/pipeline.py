@@ -355,10 +355,12 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
     """
     from gear.report import leaderboard_section
     from gear.scoring import disentanglement_sections
+    from gear.layers import layers_section
     from gear.store import RANKING, leaderboard_columns, leaderboard_rows
 
     config = config_from_settings(store.read_settings())
-    rows = leaderboard_rows(results, {name: store.info(name) for name in store.names()})
+    infos = {name: store.info(name) for name in store.names()}
+    rows = leaderboard_rows(results, infos)
     leaderboard = leaderboard_section(rows, leaderboard_columns(rows), ranked_by=(
         RANKING + ". 'kind' says where an entry came from (registry: gear run; submission: gear add-submission); "
         "'flags' what the checks before storing found (constant-embedding: every tone gets the same embedding; "
@@ -368,7 +370,7 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
     names = {r.name for r in results}
     return write_run_report(
         store.out_dir, results, config.tone_set(), config=config,
-        extra_sections=[("Leaderboard", leaderboard)] + extra,
+        extra_sections=[("Leaderboard", leaderboard)] + layers_section(results, infos) + extra,
         per_model_sections={k: v for k, v in per_model.items() if k in names},
     )
 
@@ -397,30 +399,42 @@ def _client(scheduler: Optional[str]):
 
 
 def _registry_entry(store, spec, config: GearConfig, tone_set, *, models_dir, cache_dir, use_cache, progress,
-                    client=None):
+                    client=None, max_dim=None):
     """Embed one registry model and stage its entry (None when the stored one is current)."""
-    from gear.embedder import embed_model
-    from gear.store import REGISTRY
+    from gear.embedder import DEFAULT_MAX_DIM, embed_model
 
     wrapper = progress(f"embedding {spec.name}") if progress is not None else None
     run = embed_model(spec, tone_set, models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
-                      batch_size=config.batch_size, progress=wrapper, client=client)
+                      batch_size=config.batch_size, progress=wrapper, client=client,
+                      max_dim=DEFAULT_MAX_DIM if max_dim is None else max_dim)
+    return stage_embedding(store, spec, spec.name, run, config, tone_set, models_dir=models_dir, client=client)
+
+
+def stage_embedding(store, spec, name: str, run, config: GearConfig, tone_set, *, models_dir=None, client=None,
+                    layer: Optional[dict] = None):
+    """Analyse one embedding of a registry model (an :class:`gear.embedder.EmbeddingRun`) and stage it
+    as entry ``name``; None when the stored entry is current. ``layer`` (``gear run --layers``: layer,
+    depth, n_layers, pooling) goes into the entry's provenance and description."""
+    from gear.store import REGISTRY
+
     key = analysis_key(run.embedding, config, tone_set)
-    if spec.name in store.names() and store.analysis_key(spec.name) == key:
+    if name in store.names() and store.analysis_key(name) == key:
         return None  # stored, verified and computed from the same inputs: reuse it
     with lower_layer_errors():
         status = spec.weights(models_dir)
-    description = f"{spec.description} [weights: {status.where}]"
+    where = (f"; layer {layer['layer']} (depth {layer['depth']} of {layer['n_layers']}): {layer['pooling']}"
+             if layer else "")
+    description = f"{spec.description}{where} [weights: {status.where}]"
     if client is None:
-        result = analyse_embedding(spec.name, run.embedding, tone_set, config=config, description=description)
+        result = analyse_embedding(name, run.embedding, tone_set, config=config, description=description)
     else:
         from gear.distributed import analyse_many
 
-        result = analyse_many({spec.name: run.embedding}, tone_set, config, client,
-                              descriptions={spec.name: description})[spec.name]
+        result = analyse_many({name: run.embedding}, tone_set, config, client, descriptions={name: description})[name]
     result.warnings = list(result.warnings) + run.notes
     result.flags = list(run.flags)
-    staged = store.stage(spec.name, {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)})
+    provenance = {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)}
+    staged = store.stage(name, {**provenance, **({"layer": layer} if layer else {})})
     staged.write_result(result, run.embedding, key=key, flags=run.flags)
     return staged
 
@@ -436,6 +450,8 @@ def run(
     report: bool = True,
     progress: Optional[Callable[..., Callable]] = None,
     scheduler: Optional[str] = None,
+    layers=None,
+    max_dim: Optional[int] = None,
 ) -> List[ModelResult]:
     """Run GEAR: embed the tone set with each model, analyse, store, report.
 
@@ -460,6 +476,13 @@ def run(
         cluster) or ``"local:N"`` (N local worker processes). Embedding shards (model x batch)
         and the analysis of each model are tasks on the cluster; results go through the same
         cache and store as a serial run, so a killed worker or client loses no finished shard.
+    layers : str or sequence of str, optional
+        ``"all"`` or layer names: also store each named layer's time-pooled output as a result
+        ``MODEL/LAYER``, read by forward hooks during the one embedding pass (:mod:`gear.layers`;
+        models with probed layers only; not with ``scheduler``).
+    max_dim : int, optional
+        Largest embedding (and pooled layer) stored (default
+        :data:`gear.embedder.DEFAULT_MAX_DIM`).
 
     Returns
     -------
@@ -492,16 +515,47 @@ def run(
             warnings.warn(f"{spec.name} skipped: {where}", stacklevel=2)
     if not runnable:
         raise ParameterError("no model could run; see `gear models` for what is missing")
+    probed = _probed_layers(store, runnable, layers, scheduler)
+    names = [spec.name for spec in runnable] + [n for spec in runnable for n in probed.get(spec.name, ())]
     settings = config.settings()
-    if store.check_settings(settings, replacing=[spec.name for spec in runnable]):
+    from gear.store import split_layer
+
+    replacing = names + [n for n in store.names() if split_layer(n)[0] in names]  # stale layers of these models
+    if store.check_settings(settings, replacing=replacing):
         store.commit(remove=store.names(), settings=settings, tone_set_config=tone_set.config(), refresh=False)
     with _client(scheduler) as client:
         for spec in runnable:
-            staged = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
-                                     use_cache=use_cache, progress=progress, client=client)
-            if staged is not None:
-                store.commit(put=[staged], settings=settings, tone_set_config=tone_set.config(), refresh=False)
+            if spec.name in probed:
+                from gear.layers import layer_entries
+
+                staged = layer_entries(store, spec, config, tone_set, [split_layer(n)[1] for n in probed[spec.name]],
+                                       models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
+                                       progress=progress, max_dim=max_dim)
+            else:
+                staged = [_registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
+                                          use_cache=use_cache, progress=progress, client=client, max_dim=max_dim)]
+            if any(s is not None for s in staged):
+                store.commit(put=[s for s in staged if s is not None], settings=settings,
+                             tone_set_config=tone_set.config(), refresh=False)
     if store.read_settings() is None:  # every entry reused but run.json lost: record the settings
         store.commit(settings=settings, tone_set_config=tone_set.config(), refresh=False)
     store.refresh_outputs()
-    return store.load_results(names=[spec.name for spec in runnable])
+    return store.load_results(names=names)
+
+
+def _probed_layers(store, specs, layers, scheduler) -> dict:
+    """``{model: [entry names MODEL/LAYER]}`` of ``gear run --layers`` (checked before any work)."""
+    if layers is None:
+        return {}
+    if scheduler is not None:
+        raise ParameterError("--layers runs the models in this process (its hooks read one forward pass); drop "
+                             "--scheduler, or run the layers separately")
+    from gear.layers import select_layers
+    from gear.store import REGISTRY, layer_name
+
+    out = {}
+    for spec in specs:
+        out[spec.name] = [layer_name(spec.name, layer) for layer in select_layers(spec, layers)]
+        for name in out[spec.name]:
+            store.check_name_for(name, kind=REGISTRY, source=spec.name)
+    return out

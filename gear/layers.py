@@ -33,16 +33,20 @@ as the adapters batch them) and then PyTorch's layout ``(channels, time, frequen
    scene embeddings take.
 
 A layer still above ``max_dim`` after this (``C > max_dim``) is refused with the sizes named.
-Numbers for the layered models (64 ms paper tones, one frame or block per tone):
+Numbers for the layered models (64 ms paper tones: one frame or block per tone), output per row
+-> stored dimension:
 
-=============  ==========================  ===================  ===============
-model          layer                       output per row       stored dim
-=============  ==========================  ===================  ===============
-naive          power / log_mel / projection  2 049 / 256 / 4 096  2 049 / 256 / 4 096 (projection = the embedding)
-crepe-full     conv1 .. conv5              (1024,128,1) .. (256,8,1)  1 024, 128, 128, 128, 256
-crepe-tiny     conv1 .. conv5              (128,128,1) .. (32,8,1)    128, 16, 16, 16, 32
-aisfx          net.conv_block1 .. 4        (64,50,48) .. (512,12,12)  3 072, 3 072, 3 072, 6 144
-=============  ==========================  ===================  ===============
+- ``naive``: ``power`` 2 049 -> 2 049, ``log_mel`` 256 -> 256, ``projection`` 4 096 -> 4 096 (the
+  embedding itself);
+- ``crepe-full``: ``conv1`` (1 024, 128, 1) -> 1 024, ``conv2`` .. ``conv4`` (128, 64 / 32 / 16, 1)
+  -> 128, ``conv5`` (256, 8, 1) -> 256; ``crepe-tiny``: 128, 16, 16, 16, 32;
+- ``aisfx``: ``net.conv_block1`` (64, 50, 48) -> 3 072, ``conv_block2`` (128, 25, 24) -> 3 072,
+  ``conv_block3`` (256, 12, 12) -> 3 072, ``conv_block4`` (512, 12, 12) -> 6 144 (its embedding is
+  the max over time of the mean over frequency of ``conv_block4``).
+
+Flattening everything instead would give CREPE full's ``conv1`` 131 072 values per tone (1.3 GB
+for the 2 500 paper tones, above the limit) and aiSFX's first block 153 600; the time mean keeps
+every layer of these models under 6 144 values without a second rule.
 
 CREPE's block axis ``T`` is time within the 64 ms frame, so ``conv5`` is the embedding (256 x 8
 positions, flattened) averaged over its 8 positions; naive's ``projection`` is its embedding.

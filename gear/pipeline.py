@@ -479,7 +479,8 @@ def run(
     layers : str or sequence of str, optional
         ``"all"`` or layer names: also store each named layer's time-pooled output as a result
         ``MODEL/LAYER``, read by forward hooks during the one embedding pass (:mod:`gear.layers`;
-        models with probed layers only; not with ``scheduler``).
+        not with ``scheduler``). Named ``models`` must all have probed layers; of the default
+        models, those without run plainly.
     max_dim : int, optional
         Largest embedding (and pooled layer) stored (default
         :data:`gear.embedder.DEFAULT_MAX_DIM`).
@@ -515,7 +516,7 @@ def run(
             warnings.warn(f"{spec.name} skipped: {where}", stacklevel=2)
     if not runnable:
         raise ParameterError("no model could run; see `gear models` for what is missing")
-    probed = _probed_layers(store, runnable, layers, scheduler)
+    probed = _probed_layers(store, runnable, layers, scheduler, explicit=models is not None)
     names = [spec.name for spec in runnable] + [n for spec in runnable for n in probed.get(spec.name, ())]
     settings = config.settings()
     from gear.store import split_layer
@@ -543,8 +544,9 @@ def run(
     return store.load_results(names=names)
 
 
-def _probed_layers(store, specs, layers, scheduler) -> dict:
-    """``{model: [entry names MODEL/LAYER]}`` of ``gear run --layers`` (checked before any work)."""
+def _probed_layers(store, specs, layers, scheduler, *, explicit: bool = True) -> dict:
+    """``{model: [entry names MODEL/LAYER]}`` of ``gear run --layers`` (checked before any work). Without
+    ``explicit`` models (the default models), those without probed layers run plainly."""
     if layers is None:
         return {}
     if scheduler is not None:
@@ -555,6 +557,9 @@ def _probed_layers(store, specs, layers, scheduler) -> dict:
 
     out = {}
     for spec in specs:
+        if not spec.layers and not explicit:
+            log.info("%s has no probed layers: run without --layers", spec.name)
+            continue
         out[spec.name] = [layer_name(spec.name, layer) for layer in select_layers(spec, layers)]
         for name in out[spec.name]:
             store.check_name_for(name, kind=REGISTRY, source=spec.name)

@@ -93,6 +93,18 @@ def test_crepe_layers_equal_torchcrepe_blocks_by_hand(tones):
                                atol=1e-6)
 
 
+def test_aisfx_blocks_pool_to_the_documented_sizes(tones):
+    from embeddings import aisfx
+
+    spec = registry.get_spec("aisfx")
+    module, model = spec.load()
+    audio = tones.render(aisfx.SAMPLE_RATE, indices=[0, 60, 119])
+    embedding, layers = _record(module, model, audio, spec.layers)
+    assert [layers[n].shape for n in spec.layers] == [(3, 3072), (3, 3072), (3, 3072), (3, 6144)]
+    # the embedding is the max over time of conv_block4's mean over frequency; the layer its mean over time
+    assert np.all(embedding >= layers["net.conv_block4"].reshape(3, 512, 12).mean(axis=2) - 1e-5)
+
+
 def test_pooling_rule_and_size_limit():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)  # (rows, C, T, F)
     flat, note = pool_output(x, max_dim=15)

@@ -289,14 +289,20 @@ def embed_layers(spec, tone_set, layers: Sequence[str], *, models_dir=None, cach
             caches[name] = model_cache(spec, tone_set, models_dir=models_dir, cache_dir=cache_dir, layer=name,
                                        layer_pooling=POOLING_VERSION, max_dim=max_dim)
     keys = [None, *layers]
-    parts: Dict[Optional[str], Dict[int, np.ndarray]] = {k: {} for k in keys}
+    arrays: Dict[Optional[str], np.ndarray] = {}
+
+    def put(key, start, array):
+        if key not in arrays:  # allocated once its width is known (no concatenation: one copy in memory)
+            arrays[key] = np.empty((tone_set.n_sounds, array.shape[1]), dtype=np.float32)
+        arrays[key][start:start + array.shape[0]] = array
+
     plan = batches(tone_set.n_sounds, batch_size)
     todo = []
     for start, stop in plan:
         loaded = {k: caches[k].load(start, stop) if caches else None for k in keys}
         if all(a is not None and a.dtype == np.float32 and a.ndim == 2 for a in loaded.values()):
             for k in keys:
-                parts[k][start] = loaded[k]
+                put(k, start, loaded[k])
         else:
             todo.append((start, stop))
     notes = {name: _read_note(caches[name]) if caches else "" for name in layers}
@@ -314,16 +320,16 @@ def embed_layers(spec, tone_set, layers: Sequence[str], *, models_dir=None, cach
             for start, stop in stream:
                 before = dict(recorder.calls)
                 audio = render_tones(tone_set, padding, indices=np.arange(start, stop))
-                parts[None][start] = call_scene_embeddings(module, model, audio, module_name=spec.name)
-                for k, pooled in recorder.take(stop - start).items():
-                    parts[k][start] = pooled
+                batch = {None: call_scene_embeddings(module, model, audio, module_name=spec.name)}
+                batch.update(recorder.take(stop - start))
                 calls.append({k: recorder.calls[k] - before[k] for k in layers})
-                for k in keys if caches else ():
-                    caches[k].store(start, stop, parts[k][start])
+                for k in keys:
+                    put(k, start, batch[k])
+                    if caches:
+                        caches[k].store(start, stop, batch[k])
         notes.update(recorder.notes)
         for name in layers if caches else ():
             atomic_write_text(caches[name].dir / _LAYER_FILE, json.dumps({"layer": name, "pooling": notes[name]}))
-    arrays = {k: np.concatenate([parts[k][start] for start, _ in plan]) for k in keys}
     main = arrays.pop(None)
     flags = ["constant-embedding"] if constant_embedding(main) else []
     run = EmbeddingRun(main, len(todo), flags, [f"{spec.name}: every tone gets (nearly) the same embedding"] * len(flags))

@@ -353,9 +353,9 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
 
     The report writer of :func:`open_store` (the store calls it whenever the entries change).
     """
+    from gear.layers import layers_section
     from gear.report import leaderboard_section
     from gear.scoring import disentanglement_sections
-    from gear.layers import layers_section
     from gear.store import RANKING, leaderboard_columns, leaderboard_rows
 
     config = config_from_settings(store.read_settings())
@@ -490,7 +490,7 @@ def run(
     list of ModelResult
         The results of the models of this run (the directory's outputs list every entry).
     """
-    from gear.store import REGISTRY
+    from gear.store import REGISTRY, split_layer
 
     config = config or GearConfig()
     tone_set = config.tone_set()
@@ -519,8 +519,6 @@ def run(
     probed = _probed_layers(store, runnable, layers, scheduler, explicit=models is not None)
     names = [spec.name for spec in runnable] + [n for spec in runnable for n in probed.get(spec.name, ())]
     settings = config.settings()
-    from gear.store import split_layer
-
     replacing = names + [n for n in store.names() if split_layer(n)[0] in names]  # stale layers of these models
     if store.check_settings(settings, replacing=replacing):
         store.commit(remove=store.names(), settings=settings, tone_set_config=tone_set.config(), refresh=False)

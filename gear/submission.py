@@ -87,6 +87,9 @@ TONES_COLUMNS = ("index", "f1_hz", "alpha", "r", "sample_rate", "native_n_sample
 
 
 def _check_base_name(name: str) -> str:
+    if isinstance(name, str) and "/" in name:
+        raise ParameterError(f"--name {name!r} contains '/', which GEAR reserves for a model's layers (MODEL/LAYER, "
+                             f"gear run --layers); pass a name without it")
     base, _ = parse_name(name)
     if base != name:
         raise ParameterError(

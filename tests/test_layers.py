@@ -242,6 +242,12 @@ def test_bad_layers_give_a_clear_error_without_traceback(argv, message, tmp_path
     assert not (tmp_path / "x" / "models").exists()  # refused before any work
 
 
+def test_a_submission_name_cannot_look_like_a_layer(tmp_path, capsys):
+    assert cli.main(["add-submission", "gear_no_such_module", "--name", "naive/conv1", "--out", str(tmp_path),
+                     "-q"]) == 2
+    assert "reserves for a model's layers" in capsys.readouterr().err
+
+
 def test_models_lists_layers(capsys):
     assert cli.main(["models", "--layers", "crepe-full"]) == 0
     assert capsys.readouterr().out.split() == ["1", "conv1", "2", "conv2", "3", "conv3", "4", "conv4", "5", "conv5"]

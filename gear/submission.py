@@ -87,10 +87,10 @@ TONES_COLUMNS = ("index", "f1_hz", "alpha", "r", "sample_rate", "native_n_sample
 
 
 def _check_base_name(name: str) -> str:
-    if isinstance(name, str) and "/" in name:
+    base, _ = parse_name(name)
+    if "/" in name:
         raise ParameterError(f"--name {name!r} contains '/', which GEAR reserves for a model's layers (MODEL/LAYER, "
                              f"gear run --layers); pass a name without it")
-    base, _ = parse_name(name)
     if base != name:
         raise ParameterError(
             f"--name {name!r} contains '@', which GEAR reserves for versions; pass the base name "

@@ -106,6 +106,11 @@ class ModelSpec:
         Part of the default ``gear run`` when it can run here.
     load_kwargs : tuple of (str, object)
         Extra keyword arguments of the adapter's ``load_model``.
+    layers : tuple of str
+        Named layers of the loaded model that ``gear run --layers`` can probe, ordered by depth
+        (first = closest to the audio): each a key of the model's ``taps`` (identity modules
+        the adapter's forward pass runs its intermediate outputs through) or a sub-module path
+        (``model.get_submodule(name)``). Empty: the model has no probed layers.
     """
 
     name: str
@@ -115,6 +120,7 @@ class ModelSpec:
     find_weights: Optional[Callable[[Optional[Path]], WeightsStatus]] = None
     default: bool = False
     load_kwargs: Tuple[Tuple[str, object], ...] = ()
+    layers: Tuple[str, ...] = ()
 
     def missing_requirements(self) -> Tuple[str, ...]:
         """Import names in :attr:`requires` (and the adapter module) that cannot be found here."""

@@ -50,6 +50,7 @@ import torch
 
 from embeddings.audio import as_audio_batch
 from embeddings.errors import EmbeddingError
+from embeddings.hear_model import make_taps
 
 __all__ = [
     "CAPACITIES",
@@ -186,6 +187,8 @@ class CrepeEmbedding(torch.nn.Module):
         self.scene_embedding_size = CAPACITIES[capacity]
         self.timestamp_embedding_size = CAPACITIES[capacity]
         self.hop_length = HOP_LENGTH
+        # identity taps read by `gear run --layers`: the output of each block, (n_frames, channels, positions, 1)
+        self.taps = make_taps(tuple(f"conv{k}" for k in range(1, 6)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Embed normalised frames: ``torchcrepe.Crepe.embed`` flattened, computed faster.
@@ -208,11 +211,11 @@ class CrepeEmbedding(torch.nn.Module):
         conv1 = net.conv1
         x = torch.nn.functional.pad(frames[:, None, :], (254, 254))
         x = torch.nn.functional.conv1d(x, conv1.weight[..., 0], conv1.bias, stride=conv1.stride[0])
-        x = self._relu_bn_pool(x[..., None], net.conv1_BN)
+        x = self.taps["conv1"](self._relu_bn_pool(x[..., None], net.conv1_BN))
         for k in range(2, 6):
             conv = getattr(net, f"conv{k}")
             x = torch.nn.functional.pad(x, (0, 0, 31, 32)).contiguous(memory_format=torch.channels_last)
-            x = self._relu_bn_pool(conv(x), getattr(net, f"conv{k}_BN"))
+            x = self.taps[f"conv{k}"](self._relu_bn_pool(conv(x), getattr(net, f"conv{k}_BN")))
         return x.contiguous().reshape(frames.shape[0], -1)
 
     @staticmethod

@@ -15,7 +15,7 @@ import torch
 
 from embeddings.errors import EmbeddingError
 
-__all__ = ["HEARModel"]
+__all__ = ["HEARModel", "make_taps"]
 
 
 class HEARModel(torch.nn.Module):
@@ -46,3 +46,12 @@ class HEARModel(torch.nn.Module):
     def extra_repr(self) -> str:
         names = ("sample_rate", "scene_embedding_size", "timestamp_embedding_size")
         return ", ".join(f"{name}={getattr(self, name, None)!r}" for name in names)
+
+
+def make_taps(names) -> torch.nn.ModuleDict:
+    """Identity modules, one per name, through which an adapter's forward pass runs its
+    intermediate outputs, so that ``gear run --layers`` can read them with forward hooks.
+
+    They hold no parameters (the model's ``state_dict`` is unchanged) and return their input,
+    so the embeddings are the same with or without them."""
+    return torch.nn.ModuleDict({name: torch.nn.Identity() for name in names})

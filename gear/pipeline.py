@@ -381,12 +381,14 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
 
     The report writer of :func:`open_store` (the store calls it whenever the entries change).
     """
+    from gear.layers import layers_section
     from gear.report import leaderboard_section
     from gear.scoring import disentanglement_sections
     from gear.store import RANKING, leaderboard_columns, leaderboard_rows
 
     config = config_from_settings(store.read_settings())
-    rows = leaderboard_rows(results, {name: store.info(name) for name in store.names()})
+    infos = {name: store.info(name) for name in store.names()}
+    rows = leaderboard_rows(results, infos)
     leaderboard = leaderboard_section(rows, leaderboard_columns(rows), ranked_by=(
         RANKING + ". 'kind' says where an entry came from (registry: gear run; submission: gear add-submission); "
         "'flags' what the checks before storing found (constant-embedding: every tone gets the same embedding; "
@@ -396,7 +398,7 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
     names = {r.name for r in results}
     return write_run_report(
         store.out_dir, results, config.tone_set(), config=config,
-        extra_sections=[("Leaderboard", leaderboard)] + extra,
+        extra_sections=[("Leaderboard", leaderboard)] + layers_section(results, infos) + extra,
         per_model_sections={k: v for k, v in per_model.items() if k in names},
     )
 
@@ -425,34 +427,48 @@ def _client(scheduler: Optional[str]):
 
 
 def _registry_entry(store, spec, config: GearConfig, tone_set, *, models_dir, cache_dir, use_cache, progress,
-                    client=None, max_memory=None):
+                    client=None, max_memory=None, max_dim=None):
     """Embed one registry model and analyse it: a callable that stages its entry (None when the
     stored one is current). On Dask the analysis is a task already submitted when this returns,
     so that it runs while the next model's shards are embedded."""
-    from gear.embedder import embed_model
-    from gear.store import REGISTRY
+    from gear.embedder import DEFAULT_MAX_DIM, embed_model
 
     wrapper = progress(f"embedding {spec.name}") if progress is not None else None
     run = embed_model(spec, tone_set, models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
-                      batch_size=config.batch_size, progress=wrapper, client=client, max_memory=max_memory)
+                      batch_size=config.batch_size, progress=wrapper, client=client, max_memory=max_memory,
+                      max_dim=DEFAULT_MAX_DIM if max_dim is None else max_dim)
+    return stage_embedding(store, spec, spec.name, run, config, tone_set, models_dir=models_dir, client=client)
+
+
+def stage_embedding(store, spec, name: str, run, config: GearConfig, tone_set, *, models_dir=None, client=None,
+                    layer: Optional[dict] = None):
+    """Analyse one embedding of a registry model (an :class:`gear.embedder.EmbeddingRun`): a callable
+    that stages it as entry ``name``, or None when the stored entry is current. On Dask the analysis
+    is a task already submitted when this returns. ``layer`` (``gear run --layers``: layer, depth,
+    n_layers, pooling) goes into the entry's provenance and description."""
+    from gear.store import REGISTRY
+
     key = analysis_key(run.embedding, config, tone_set)
-    if spec.name in store.names() and store.analysis_key(spec.name) == key:
+    if name in store.names() and store.analysis_key(name) == key:
         return None  # stored, verified and computed from the same inputs: reuse it
     with lower_layer_errors():
         status = spec.weights(models_dir)
-    description = f"{spec.description} [weights: {status.where}]"
+    where = (f"; layer {layer['layer']} (depth {layer['depth']} of {layer['n_layers']}): {layer['pooling']}"
+             if layer else "")
+    description = f"{spec.description}{where} [weights: {status.where}]"
     if client is None:
-        analysed = analyse_embedding(spec.name, run.embedding, tone_set, config=config, description=description)
+        analysed = analyse_embedding(name, run.embedding, tone_set, config=config, description=description)
     else:
         from gear.distributed import submit_analysis
 
-        analysed = submit_analysis(client, spec.name, run.embedding, tone_set, config, description)
+        analysed = submit_analysis(client, name, run.embedding, tone_set, config, description)
 
     def stage():
         result = analysed if client is None else analysed.result()
         result.warnings = list(result.warnings) + run.notes
         result.flags = list(run.flags)
-        staged = store.stage(spec.name, {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)})
+        provenance = {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)}
+        staged = store.stage(name, {**provenance, **({"layer": layer} if layer else {})})
         staged.write_result(result, run.embedding, key=key, flags=run.flags)
         return staged
 
@@ -471,6 +487,8 @@ def run(
     progress: Optional[Callable[..., Callable]] = None,
     scheduler: Optional[str] = None,
     max_memory: Optional[int] = None,
+    layers=None,
+    max_dim: Optional[int] = None,
 ) -> List[ModelResult]:
     """Run GEAR: embed the tone set with each model, analyse, store, report.
 
@@ -499,13 +517,21 @@ def run(
         Memory budget of the model calls in bytes (default: a quarter of the RAM; see
         :func:`gear.embedder.embed`): shards of ``config.batch_size`` tones are embedded in calls
         that fit it. Not a setting of the results (the outputs do not depend on it).
+    layers : str or sequence of str, optional
+        ``"all"`` or layer names: also store each named layer's time-pooled output as a result
+        ``MODEL/LAYER``, read by forward hooks during the one embedding pass (:mod:`gear.layers`;
+        not with ``scheduler``). Named ``models`` must all have probed layers; of the default
+        models, those without run plainly.
+    max_dim : int, optional
+        Largest embedding (and pooled layer) stored (default
+        :data:`gear.embedder.DEFAULT_MAX_DIM`).
 
     Returns
     -------
     list of ModelResult
         The results of the models of this run (the directory's outputs list every entry).
     """
-    from gear.store import REGISTRY
+    from gear.store import REGISTRY, split_layer
 
     config = config or GearConfig()
     tone_set = config.tone_set()
@@ -531,16 +557,28 @@ def run(
             warnings.warn(f"{spec.name} skipped: {where}", stacklevel=2)
     if not runnable:
         raise ParameterError("no model could run; see `gear models` for what is missing")
+    probed = _probed_layers(store, runnable, layers, scheduler, explicit=models is not None)
+    names = [spec.name for spec in runnable] + [n for spec in runnable for n in probed.get(spec.name, ())]
     settings = config.settings()
-    if store.check_settings(settings, replacing=[spec.name for spec in runnable]):
+    replacing = names + [n for n in store.names() if split_layer(n)[0] in names]  # stale layers of these models
+    if store.check_settings(settings, replacing=replacing):
         store.commit(remove=store.names(), settings=settings, tone_set_config=tone_set.config(), refresh=False)
     with _client(scheduler) as client:
         pending = []  # on Dask: analyses in flight while the next models are embedded
         for spec in runnable:
-            stage = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
-                                    use_cache=use_cache, progress=progress, client=client, max_memory=max_memory)
-            if stage is not None:
-                pending.append(stage)
+            if spec.name in probed:
+                from gear.layers import layer_entries
+
+                pending.extend(layer_entries(store, spec, config, tone_set,
+                                             [split_layer(n)[1] for n in probed[spec.name]], models_dir=models_dir,
+                                             cache_dir=cache_dir, use_cache=use_cache, progress=progress,
+                                             max_dim=max_dim))
+            else:
+                stage = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
+                                        use_cache=use_cache, progress=progress, client=client,
+                                        max_memory=max_memory, max_dim=max_dim)
+                if stage is not None:
+                    pending.append(stage)
             if client is None:
                 for stage in pending:
                     store.commit(put=[stage()], settings=settings, tone_set_config=tone_set.config(), refresh=False)
@@ -550,4 +588,26 @@ def run(
     if store.read_settings() is None:  # every entry reused but run.json lost: record the settings
         store.commit(settings=settings, tone_set_config=tone_set.config(), refresh=False)
     store.refresh_outputs()
-    return store.load_results(names=[spec.name for spec in runnable])
+    return store.load_results(names=names)
+
+
+def _probed_layers(store, specs, layers, scheduler, *, explicit: bool = True) -> dict:
+    """``{model: [entry names MODEL/LAYER]}`` of ``gear run --layers`` (checked before any work). Without
+    ``explicit`` models (the default models), those without probed layers run plainly."""
+    if layers is None:
+        return {}
+    if scheduler is not None:
+        raise ParameterError("--layers runs the models in this process (its hooks read one forward pass); drop "
+                             "--scheduler, or run the layers separately")
+    from gear.layers import select_layers
+    from gear.store import REGISTRY, layer_name
+
+    out = {}
+    for spec in specs:
+        if not spec.layers and not explicit:
+            log.info("%s has no probed layers: run without --layers", spec.name)
+            continue
+        out[spec.name] = [layer_name(spec.name, layer) for layer in select_layers(spec, layers)]
+        for name in out[spec.name]:
+            store.check_name_for(name, kind=REGISTRY, source=spec.name)
+    return out

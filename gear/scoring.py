@@ -105,7 +105,7 @@ def score_results(
     store = ResultsStore(out_dir)
     config = pipeline.read_run_config(out_dir)
     tone_set = config.tone_set()
-    names = [n for n in store.names() if (store.models_dir / n / "embedding.npy").exists()]
+    names = [n for n in store.names() if (store.folder(n) / "embedding.npy").exists()]
     if models:
         unknown = set(models) - set(names)
         if unknown:
@@ -122,7 +122,7 @@ def score_results(
         except CorruptEntryError as error:  # named, skipped: the other models go on
             warnings.warn(str(error), CorruptEntryWarning, stacklevel=2)
             continue
-        folder = store.models_dir / name
+        folder = store.folder(name)
         if embedding.shape[0] != tone_set.n_sounds:
             raise ParameterError(f"{folder / 'embedding.npy'} has {embedding.shape[0]} rows for {tone_set.n_sounds} tones")
         key = _key(embedding, settings)
@@ -152,7 +152,7 @@ def _verified_embeddings(store) -> Dict[str, np.ndarray]:
 
     embeddings = {}
     for name in store.names():
-        if not (store.models_dir / name / "embedding.npy").exists():
+        if not (store.folder(name) / "embedding.npy").exists():
             continue
         try:
             embeddings[name] = store.load_embedding(name)
@@ -202,6 +202,8 @@ def stored_similarity(out_dir: os.PathLike) -> List[dict]:
 
 def stored_rows(out_dir: os.PathLike) -> Dict[str, List[dict]]:
     """Rows of every stored model that has been scored."""
+    from gear.store import entry_name
+
     root = Path(out_dir) / "models"
     result = {}
     if not root.is_dir():
@@ -210,7 +212,7 @@ def stored_rows(out_dir: os.PathLike) -> Dict[str, List[dict]]:
         path = folder / ROWS_FILE
         if path.exists():
             rows = json.loads(path.read_text())["rows"]
-            result[folder.name] = [dict(r, **{k: np.nan for k in _FLOAT_FIELDS if k in r and r[k] is None})
+            result[entry_name(folder.name)] = [dict(r, **{k: np.nan for k in _FLOAT_FIELDS if k in r and r[k] is None})
                                    for r in rows]
     return result
 
@@ -221,11 +223,13 @@ def disentanglement_sections(out_dir: os.PathLike):
     explanation of every metric."""
     from gear.disentangle import pivot_metrics
 
+    from gear.store import entry_folder_name
+
     out_dir = Path(out_dir)
     rows = stored_rows(out_dir)
     per_model = {}
     for name in rows:
-        card = out_dir / "models" / name / CARD_FILE
+        card = out_dir / "models" / entry_folder_name(name) / CARD_FILE
         if card.exists():
             per_model[name] = [("Disentanglement card", card.read_text())]
     if not rows:

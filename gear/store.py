@@ -12,6 +12,8 @@ Layout (stable; users script against the CSV files and ``models/``)::
     OUT/models/<name>/embedding.npy     the scene embeddings (n_sounds, dim), float32
     OUT/models/<name>/submission.json   (submissions) module, weights, validation findings
     OUT/models/<name>/tones.csv         (submissions) what the model heard
+    OUT/models/<model>%2F<layer>/       a layer of a registry model (``gear run --layers``): the
+                                        entry ``<model>/<layer>``, same files as any entry
     OUT/.gear/                          the store's own bookkeeping (journal, staging, trash, lock)
 
 Guarantees
@@ -75,6 +77,10 @@ __all__ = [
     "write_scores_csv",
     "leaderboard_rows",
     "parse_name",
+    "layer_name",
+    "split_layer",
+    "entry_folder_name",
+    "entry_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,6 +108,12 @@ SHARED_SETTINGS = ("preset", "grid_kwargs", "isomap_neighbors", "isomap_componen
                    "scales", "n_bootstrap", "random_state", "stimuli")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _VERSIONED = re.compile(r"^(?P<base>[A-Za-z0-9][A-Za-z0-9._-]{0,99})@(?P<version>[1-9][0-9]*)$")
+#: Separator of a model and one of its layers in an entry name (``naive/log_mel``).
+LAYER_SEPARATOR = "/"
+#: How the separator is written in the entry's folder name (percent-encoding, RFC 3986): no
+#: valid name holds '%', so the folder of ``naive/log_mel`` (``naive%2Flog_mel``) is never the
+#: folder of another name, and decoding gives the name back.
+_LAYER_FOLDER_SEPARATOR = "%2F"
 _BOOKKEEPING = ".gear"
 #: Fault injection for the store's crash tests: ``GEAR_STORE_CRASH_AT=<step>`` ends the process
 #: with ``os._exit(137)`` (as ``kill -9`` would: no cleanup runs) when that commit step is reached.
@@ -124,7 +136,8 @@ class CorruptEntryError(StoreError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(
-            f"stored entry {name!r} is corrupt: {path} {reason}. Recompute it (`gear run --models {name}` for a "
+            f"stored entry {name!r} is corrupt: {path} {reason}. Recompute it (`gear run --models "
+            f"{' --layers '.join(split_layer(name)) if split_layer(name)[1] else name}` for a "
             f"registry model, `gear add-submission` again for a submission) or remove it (`gear remove {name} "
             f"--out {path.parents[2]}`)"
         )
@@ -138,15 +151,49 @@ class CorruptEntryWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------- names
+def layer_name(model: str, layer: str) -> str:
+    """The entry name of one layer of a model: ``layer_name("naive", "log_mel") == "naive/log_mel"``.
+
+    Raises
+    ------
+    ParameterError
+        ``model`` or ``layer`` is not a valid name (1-100 letters, digits, '.', '_' or '-').
+    """
+    name = f"{model}{LAYER_SEPARATOR}{layer}"
+    parse_name(name)
+    return name
+
+
+def split_layer(name: str) -> Tuple[str, Optional[str]]:
+    """``"naive/log_mel" -> ("naive", "log_mel")``; ``"naive" -> ("naive", None)``."""
+    model, _, layer = name.partition(LAYER_SEPARATOR)
+    return model, (layer or None)
+
+
+def entry_folder_name(name: str) -> str:
+    """The folder of entry ``name`` under ``models/`` (``naive/log_mel`` -> ``naive%2Flog_mel``)."""
+    return name.replace(LAYER_SEPARATOR, _LAYER_FOLDER_SEPARATOR)
+
+
+def entry_name(folder_name: str) -> str:
+    """The entry whose folder is ``folder_name`` (inverse of :func:`entry_folder_name`)."""
+    return folder_name.replace(_LAYER_FOLDER_SEPARATOR, LAYER_SEPARATOR)
+
+
 def parse_name(name: str) -> Tuple[str, int]:
-    """``"foo@2" -> ("foo", 2)``; ``"foo" -> ("foo", 1)``.
+    """``"foo@2" -> ("foo", 2)``; ``"foo" -> ("foo", 1)``; a layer entry ``"foo/conv1"`` (see
+    :func:`layer_name`) -> ``("foo/conv1", 1)``.
 
     Raises
     ------
     ParameterError
         Not a valid entry name.
     """
-    if isinstance(name, str):
+    if isinstance(name, str) and name.count(LAYER_SEPARATOR) == 1:
+        model, layer = name.split(LAYER_SEPARATOR)
+        if _NAME.match(model) and _NAME.match(layer):
+            return name, 1
+    elif isinstance(name, str):
         match = _VERSIONED.match(name)
         if match:
             return match["base"], int(match["version"])
@@ -154,7 +201,7 @@ def parse_name(name: str) -> Tuple[str, int]:
             return name, 1
     raise ParameterError(
         f"result name {name!r} is not valid: use 1-100 letters, digits, '.', '_' or '-', starting with a "
-        f"letter or digit (versions are written NAME@2, NAME@3, ...)"
+        f"letter or digit (versions are written NAME@2, NAME@3, ...; a model's layer MODEL/LAYER)"
     )
 
 
@@ -255,7 +302,7 @@ class StagedEntry:
         self.store = store
         self.name = name
         self.provenance = dict(provenance)
-        self.folder = store.bookkeeping / "staging" / uuid.uuid4().hex / name
+        self.folder = store.bookkeeping / "staging" / uuid.uuid4().hex / entry_folder_name(name)
         self.folder.mkdir(parents=True)
 
     def write_file(self, filename: str, data: bytes) -> Path:
@@ -392,8 +439,12 @@ class ResultsStore:
         """Names of the entries (folders of ``models/`` with a manifest or a result), sorted."""
         if not self.models_dir.is_dir():
             return []
-        return sorted(p.name for p in self.models_dir.iterdir()
+        return sorted(entry_name(p.name) for p in self.models_dir.iterdir()
                       if p.is_dir() and ((p / ENTRY_FILE).exists() or (p / RESULT_JSON).exists()))
+
+    def folder(self, name: str) -> Path:
+        """The folder of entry ``name`` (see :func:`entry_folder_name`)."""
+        return self.models_dir / entry_folder_name(name)
 
     def info(self, name: str) -> EntryInfo:
         """Provenance of one entry (no checksum verification).
@@ -403,7 +454,7 @@ class ResultsStore:
         StoreError
             No such entry.
         """
-        folder = self.models_dir / name
+        folder = self.folder(name)
         if not (folder / ENTRY_FILE).exists() and not (folder / RESULT_JSON).exists():
             listing = ", ".join(self.names()) or "none"
             raise StoreError(f"no stored result named {name!r} in {str(self.out_dir)!r}; stored results: {listing}")
@@ -674,19 +725,20 @@ class ResultsStore:
         if journal.get("run") is not None:
             self._write_run_json(journal["run"]["config"], journal["run"]["tone_set"])
         for name in journal["remove"]:
-            if (self.models_dir / name).exists():
+            folder = entry_folder_name(name)
+            if (self.models_dir / folder).exists():
                 trash.mkdir(parents=True, exist_ok=True)
-                os.rename(self.models_dir / name, trash / name)
+                os.rename(self.models_dir / folder, trash / folder)
             _crash_point(f"rename:{name}")
         for item in journal["put"]:
             staged = self.out_dir / item["staged"]
-            target = self.models_dir / item["name"]
+            target = self.folder(item["name"])
             if not staged.exists():
                 continue  # already moved in
             self.models_dir.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 trash.mkdir(parents=True, exist_ok=True)
-                os.rename(target, trash / item["name"])
+                os.rename(target, trash / target.name)
             os.rename(staged, target)
             _crash_point(f"rename:{item['name']}")
 
@@ -694,14 +746,15 @@ class ResultsStore:
         """Undo an applied journal after an exception: new entries out, old ones back, outputs restored."""
         trash = self.out_dir / journal["trash"]
         for item in journal["put"]:
-            target = self.models_dir / item["name"]
+            target = self.folder(item["name"])
             if target.exists():
                 shutil.rmtree(target, ignore_errors=True)
-            if (trash / item["name"]).exists():
-                os.rename(trash / item["name"], target)
+            if (trash / target.name).exists():
+                os.rename(trash / target.name, target)
         for name in journal["remove"]:
-            if (trash / name).exists() and not (self.models_dir / name).exists():
-                os.rename(trash / name, self.models_dir / name)
+            folder = entry_folder_name(name)
+            if (trash / folder).exists() and not (self.models_dir / folder).exists():
+                os.rename(trash / folder, self.models_dir / folder)
         self._restore_outputs(saved)
         (self.bookkeeping / "journal.json").unlink(missing_ok=True)
         (self.bookkeeping / "stale").unlink(missing_ok=True)
@@ -820,7 +873,7 @@ class ResultsStore:
         self.verify(name)
         if "/" in filename or filename in (ENTRY_FILE, RESULT_JSON, RESULT_NPZ, EMBEDDING_FILE, SUBMISSION_FILE):
             raise ParameterError(f"derived file name {filename!r} is not allowed")
-        return atomic_write_bytes(self.models_dir / name / filename, data)
+        return atomic_write_bytes(self.folder(name) / filename, data)
 
 
 # ----------------------------------------------------------------------------- leaderboard

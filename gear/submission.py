@@ -88,6 +88,9 @@ TONES_COLUMNS = ("index", "f1_hz", "alpha", "r", "sample_rate", "native_n_sample
 
 def _check_base_name(name: str) -> str:
     base, _ = parse_name(name)
+    if "/" in name:
+        raise ParameterError(f"--name {name!r} contains '/', which GEAR reserves for a model's layers (MODEL/LAYER, "
+                             f"gear run --layers); pass a name without it")
     if base != name:
         raise ParameterError(
             f"--name {name!r} contains '@', which GEAR reserves for versions; pass the base name "

@@ -9,12 +9,16 @@ __all__ = ["add_parsers"]
 def add_parsers(sub) -> None:
     p = sub.add_parser("models", help="list registered models and whether they can run here")
     p.add_argument("--models-dir", default=None, help="folder of model files (default: $GEAR_MODELS_DIR)")
+    p.add_argument("--layers", default=None, metavar="MODEL",
+                   help="list the layers of MODEL that `gear run --layers` can score, by depth")
     p.set_defaults(func=_cmd_models)
 
 
 def _cmd_models(args) -> int:
     from embeddings import registry
 
+    if args.layers is not None:
+        return _print_layers(args.layers)
     rows = []
     for spec in registry.list_models():
         with lower_layer_errors():
@@ -40,3 +44,14 @@ def _row(spec, models_dir) -> tuple:
     else:
         weights = "-"
     return (spec.name, "yes" if ok else "no", "yes" if spec.default else "", weights, where)
+
+
+def _print_layers(name: str) -> int:
+    from embeddings import registry
+    from gear.layers import select_layers
+
+    with lower_layer_errors():
+        spec = registry.get_spec(name)
+    for depth, layer in enumerate(select_layers(spec, "all"), start=1):
+        print(f"{depth}  {layer}")
+    return 0

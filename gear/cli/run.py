@@ -34,6 +34,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on Dask: tcp://HOST:PORT (an existing scheduler) or local:N (N local worker processes); "
                         "needs the [dask] extra")
+    p.add_argument("--layers", default=None, metavar="all|NAME,NAME",
+                   help="also score named layers of each model (time-pooled, from the same forward pass), stored as "
+                        "MODEL/LAYER; 'all' or a comma list (see `gear models --layers MODEL`)")
+    p.add_argument("--max-dim", type=int, default=None, metavar="N",
+                   help="largest embedding or pooled layer stored (default: 65536)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     add_grid_arguments(p)
     p.set_defaults(func=_cmd_run)
@@ -69,6 +74,8 @@ def _cmd_run(args) -> int:
         progress=progress_factory(not args.quiet),
         scheduler=args.scheduler,
         max_memory=args.max_memory,
+        layers=args.layers,
+        max_dim=args.max_dim,
     )
     if not args.quiet:
         print(scores_table(results))

@@ -247,19 +247,24 @@ class Vibrato(Family):
         top = f1[:, 0] * 2.0 ** (cents[:, 0] / 1200)
         _check_below_nyquist(self.name, "f1_hz", top, sample_rate, table)
         t = time_axis(n_samples, sample_rate).astype(np.float32)
-        # float32 for the vibrato curve (relative error ~1e-7 in frequency), float64 for the phase.
-        swing = np.sin((2.0 * np.pi * rate).astype(np.float32) * t[None, :])
-        swing *= (cents / 1200.0).astype(np.float32)
-        step = (f1 / sample_rate) * np.exp2(swing, dtype=np.float32)  # cycles per sample
-        cycles = np.cumsum(step, axis=1)  # trapezoid rule: sum_{k<=n} s_k - (s_0 + s_n) / 2
-        step *= 0.5
-        cycles -= step
-        cycles -= step[:, :1]
-        cycles -= np.floor(cycles)
-        cos_phase = np.cos((2.0 * np.pi) * cycles.astype(np.float32))
+        # float32 for the vibrato curve (relative error ~1e-7 in frequency), float64 for the phase;
+        # in place, one buffer reused, so that each step is one pass over the block.
+        ratio = np.multiply((2.0 * np.pi * rate).astype(np.float32), t[None, :])
+        np.sin(ratio, out=ratio)
+        ratio *= (cents / 1200.0).astype(np.float32)
+        np.exp2(ratio, out=ratio)  # f(t) / f1
+        # trapezoid rule in cycles: (f1 / sr) (sum_{k<=n} s_k - (s_0 + s_n) / 2)
+        cycles = np.cumsum(ratio, axis=1, dtype=np.float64)
+        ratio += ratio[:, :1].copy()
+        ratio *= 0.5
+        cycles -= ratio
+        cycles *= f1 / sample_rate
+        np.subtract(cycles, np.floor(cycles), out=ratio)  # phase in cycles, [0, 1), float32
+        ratio *= np.float32(2.0 * np.pi)
+        cos_phase = np.cos(ratio, out=ratio)
         p = np.arange(1, int(self.options["n_partials"]) + 1, dtype=np.float64)
         amps = (1.0 / p)[None, :] * (p[None, :] * top[:, None] < sample_rate / 2.0)
-        return chebyshev_partials(cos_phase, amps) * hann(n_samples).astype(np.float32)
+        return chebyshev_partials(cos_phase, amps, window=hann(n_samples).astype(np.float32))
 
 
 CHORD_QUALITIES = {"major": (0, 4, 7), "minor": (0, 3, 7), "diminished": (0, 3, 6), "augmented": (0, 4, 8),

@@ -1215,7 +1215,7 @@ def unit_sensitivity_section(rows: Mapping[str, Sequence[Mapping]], *, labels: M
         values = {name: row[name] for name in nuisances if name in row and math.isfinite(row[name])}
         if values:
             top = max(values, key=values.get)
-            sentences.append(f"{row['model']}: {labels[top].replace('per ', 'one ')} of {top} moves the embedding "
+            sentences.append(f"{row['model']}: of the nuisances, {top} moves the embedding most: {labels[top]}, "
                              f"{_fmt(values[top])} times as far as an octave of f1_hz.")
     return gear_html.render("unit_sensitivity.html", table=gear_html.Markup(table),
                             f1_table=gear_html.Markup(f1_table) if f1_table else "", sentences=sentences)

@@ -112,6 +112,7 @@ def test_gear_score_after_a_family_run(name, units, tmp_path, monkeypatch):
         assert "sensitivity_vs_f1_octave" not in by_metric
     page = (out / "report.html").read_text()
     assert "Causes beside nuisances" in page and "sensitivity_per_unit" in page
+    assert ("of the nuisances" in page) == ("f1_hz" in factors)  # nuisance family: compared with f1's octave
 
 
 def test_family_run_can_be_reported_again_and_refuses_other_settings(tmp_path, monkeypatch):

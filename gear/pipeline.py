@@ -14,7 +14,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -272,6 +272,57 @@ def normalised_sample(n_sounds: int, *, random_state: int = 0) -> Optional[np.nd
     return np.sort(rng.choice(n_sounds, NORMALISED_MAX_SOUNDS, replace=False))
 
 
+def factor_units(tone_set) -> Tuple[Dict[str, str], Dict[str, float], Dict[str, str], Dict[str, str]]:
+    """Scale, unit step (on that scale), unit label and role of every factor of ``tone_set``, for
+    :func:`gear.disentangle.distance_per_unit`: an octave for log-scale factors and frequencies
+    (unit Hz, read on a log scale), 6 dB for factors in
+    dB, one step of a discrete factor's values, else one unit of the factor (a
+    :class:`synth.ToneSet`: f1 per octave, alpha and r per unit; every factor a cause)."""
+    import math
+
+    described = {f.name: f for f in getattr(tone_set, "factors", ())}
+    scales, units, labels, roles = {}, {}, {}, {}
+    for name in tone_parameters(tone_set):
+        factor = described.get(name)
+        kind = factor.kind if factor is not None else "continuous"
+        unit = factor.unit if factor is not None else ("Hz" if name == "f1_hz" else "")
+        scale = factor.scale if factor is not None else ("log" if name == "f1_hz" else "linear")
+        scales[name] = "linear" if kind == "discrete" else ("log" if unit == "Hz" else scale)
+        roles[name] = factor.role if factor is not None else "cause"
+        if kind == "discrete":
+            units[name], labels[name] = 1.0, "per step"
+        elif scale == "log" or unit == "Hz":  # frequencies are heard on a log scale, whatever the design's
+            units[name], labels[name] = math.log(2.0), "per octave"
+        elif unit == "dB":
+            units[name], labels[name] = 6.0, "per 6 dB"
+        else:
+            units[name], labels[name] = 1.0, f"per 1 {unit}".rstrip()
+    return scales, units, labels, roles
+
+
+def unit_sensitivity(embedding: np.ndarray, tone_set, *, random_state: int = 0, max_sounds: int = 2000) -> List[dict]:
+    """Rows ``metric='sensitivity_per_unit', parameter, value, note``: the embedding distance per
+    unit of each factor (:func:`factor_units`) over the median inter-tone distance
+    (:func:`gear.disentangle.distance_per_unit`), the unit and role in ``note``; with ``f1_hz``
+    among the factors, also ``metric='sensitivity_vs_f1_octave'``: the same distance over f1's
+    per octave ("a 6 dB gain change moves it x times as far as an octave")."""
+    from gear.disentangle import distance_per_unit
+
+    scales, units, labels, roles = factor_units(tone_set)
+    names = list(units)
+    out = distance_per_unit(embedding, tone_set.theta(), param_names=names, scales=scales, units=units,
+                            max_sounds=max_sounds, random_state=random_state)
+    rows = [{"metric": "sensitivity_per_unit", "parameter": name, "value": float(value),
+             "note": f"{labels[name]} ({roles[name]}), / median inter-tone distance"}
+            for name, value in zip(names, out["relative"])]
+    if "f1_hz" in names and out["per_unit"][names.index("f1_hz")] > 0:
+        octave = out["per_unit"][names.index("f1_hz")]
+        rows += [{"metric": "sensitivity_vs_f1_octave", "parameter": name, "value": float(value / octave),
+                  "note": f"{labels[name]} ({roles[name]}), / distance per octave of f1_hz"}
+                 for name, value in zip(names, out["per_unit"])]
+    return rows
+
+
 #: Version of what :func:`analyse_embedding` stores: stored analyses of another version are recomputed.
 ANALYSIS_VERSION = 2
 #: Version of the analysis above :data:`gear.analysis.EXACT_MAX_SOUNDS` sounds (hashed only there).
@@ -383,7 +434,7 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
     """
     from gear.layers import layers_section
     from gear.report import leaderboard_section
-    from gear.scoring import disentanglement_sections
+    from gear.scoring import disentanglement_sections, unit_sensitivity_section
     from gear.store import RANKING, leaderboard_columns, leaderboard_rows
 
     config = config_from_settings(store.read_settings())
@@ -396,8 +447,12 @@ def write_store_report(store, results: Sequence[ModelResult]) -> Path:
         "ranking (median |log-ratio| over its chance level, averaged over the parameters)"))
     per_model, extra = disentanglement_sections(store.out_dir)
     names = {r.name for r in results}
+    tone_set = config.tone_set()
+    sensitivity = unit_sensitivity_section(store, tone_set)
+    if sensitivity:
+        extra = [("Causes beside nuisances", sensitivity)] + extra
     return write_run_report(
-        store.out_dir, results, config.tone_set(), config=config,
+        store.out_dir, results, tone_set, config=config,
         extra_sections=[("Leaderboard", leaderboard)] + layers_section(results, infos) + extra,
         per_model_sections={k: v for k, v in per_model.items() if k in names},
     )

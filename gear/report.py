@@ -1176,3 +1176,46 @@ def figure_fragment(fig, *, div_id: Optional[str] = None, height: Optional[int] 
         config={"displaylogo": False, "responsive": True},
     )
 
+
+
+def unit_sensitivity_section(rows: Mapping[str, Sequence[Mapping]], *, labels: Mapping[str, str],
+                             roles: Mapping[str, str]) -> str:
+    """HTML fragment "causes beside nuisances", for ``extra_sections`` of :func:`write_report`.
+
+    Parameters
+    ----------
+    rows : dict of model -> rows
+        :func:`gear.pipeline.unit_sensitivity` rows of each model (``sensitivity_per_unit`` and,
+        with f1 among the factors, ``sensitivity_vs_f1_octave``).
+    labels, roles : dict of factor -> str
+        Each factor's unit label (``per octave``...) and role (``cause`` or ``nuisance``).
+
+    Returns
+    -------
+    str
+        A ``<div>`` with one table (models x factors, causes then nuisances), a second table
+        relative to an octave of f1 where available, and one sentence per model for the
+        largest nuisance (``gear/templates/unit_sensitivity.html``).
+    """
+    factors = sorted(labels, key=lambda name: roles.get(name, "cause") != "cause")  # stable: causes first
+    header = {name: f"{name} {labels[name]} ({roles.get(name, 'cause')})" for name in factors}
+
+    def pivot(metric):
+        return [{"model": model, **{r["parameter"]: r["value"] for r in model_rows if r["metric"] == metric}}
+                for model, model_rows in rows.items() if model_rows]
+
+    per_unit, vs_f1 = pivot("sensitivity_per_unit"), pivot("sensitivity_vs_f1_octave")
+    columns = ["model", *factors]
+    table = gear_html.table(columns, per_unit, labels=header, css_class="gear-table")
+    has_f1 = any(len(row) > 1 for row in vs_f1)
+    f1_table = gear_html.table(columns, vs_f1, labels=header, css_class="gear-table") if has_f1 else ""
+    nuisances = [name for name in factors if roles.get(name) == "nuisance"]
+    sentences = []
+    for row in (vs_f1 if has_f1 else []):
+        values = {name: row[name] for name in nuisances if name in row and math.isfinite(row[name])}
+        if values:
+            top = max(values, key=values.get)
+            sentences.append(f"{row['model']}: of the nuisances, {top} moves the embedding most: {labels[top]}, "
+                             f"{_fmt(values[top])} times as far as an octave of f1_hz.")
+    return gear_html.render("unit_sensitivity.html", table=gear_html.Markup(table),
+                            f1_table=gear_html.Markup(f1_table) if f1_table else "", sentences=sentences)

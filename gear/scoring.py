@@ -22,7 +22,7 @@ import numpy as np
 from gear import pipeline
 from gear.errors import ParameterError
 
-__all__ = ["score_results", "disentanglement_sections", "stored_similarity", "CARD_FILE",
+__all__ = ["score_results", "disentanglement_sections", "unit_sensitivity_section", "stored_unit_sensitivity", "stored_similarity", "CARD_FILE",
            "ROWS_FILE", "SIMILARITY_FILE"]
 
 CARD_FILE = "disentanglement_card.html"
@@ -132,16 +132,69 @@ def score_results(
             if stored.get("key") == key:
                 continue
         result = compute_disentanglement(
-            embedding, tone_set.theta(), grid_index=tone_set.grid_index, scales=scales, random_state=random_state
+            embedding, tone_set.theta(), grid_index=tone_set.grid_index, random_state=random_state,
+            **_factor_arguments(tone_set, scales),
         )
         card = disentanglement_card_html(result, model=name)
         store.write_derived(name, CARD_FILE, card.encode())
-        rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()} for row in result.rows]
+        extra = stored_unit_sensitivity(store, name, tone_set, embedding=embedding, random_state=random_state)
+        rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+                for row in list(result.rows) + extra]
         store.write_derived(name, ROWS_FILE, json.dumps({"key": key, "rows": rows}, indent=1).encode())
     all_rows = stored_rows(out_dir)
     write_disentanglement_csv(out_dir / CSV_FILE, {name: rows for name, rows in all_rows.items()})
     _score_similarity(store, settings)
     return all_rows
+
+
+def _factor_arguments(tone_set, scales: Optional[dict]) -> dict:
+    """``param_names`` and ``scales`` of a stimulus set's factors (log where the family puts a
+    factor on a log scale; discrete factors as value codes, linear), the user's ``scales``
+    applied on top; nothing for a :class:`synth.ToneSet` (today's f1, alpha, r)."""
+    if not hasattr(tone_set, "factors"):
+        return {"scales": scales}
+    family_scales, _, _, _ = pipeline.factor_units(tone_set)
+    names = pipeline.tone_parameters(tone_set)
+    return {"param_names": names, "scales": {**family_scales, **{k: v for k, v in (scales or {}).items() if k in names}}}
+
+
+#: Derived file caching :func:`gear.pipeline.unit_sensitivity` of an entry.
+UNIT_SENSITIVITY_FILE = "unit_sensitivity.json"
+
+
+def stored_unit_sensitivity(store, name: str, tone_set, *, embedding=None, random_state: int = 0) -> List[dict]:
+    """:func:`gear.pipeline.unit_sensitivity` rows of a stored model, reused while its embedding
+    and the tone set are unchanged (empty, with a warning, when it cannot be computed)."""
+    import warnings
+
+    if embedding is None:
+        embedding = store.load_embedding(name)
+    key = _key(embedding, {"tone_set": tone_set.config_hash(), "random_state": random_state, "what": "unit-sensitivity/2"})
+    path = store.models_dir / name / UNIT_SENSITIVITY_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return stored["rows"]
+    try:
+        rows = pipeline.unit_sensitivity(embedding, tone_set, random_state=random_state)
+    except ParameterError as error:  # e.g. a constant embedding: named, the others go on
+        warnings.warn(f"{name}: no distance per unit of the factors: {error}", stacklevel=2)
+        return []
+    store.write_derived(name, UNIT_SENSITIVITY_FILE, json.dumps({"key": key, "rows": rows}, indent=1).encode())
+    return rows
+
+
+def unit_sensitivity_section(store, tone_set) -> Optional[str]:
+    """The report's "causes beside nuisances" table of every stored model (None without models)."""
+    from gear.report import unit_sensitivity_section as render_section
+
+    embeddings = _verified_embeddings(store)
+    rows = {name: stored_unit_sensitivity(store, name, tone_set, embedding=embedding)
+            for name, embedding in embeddings.items()}
+    if not any(rows.values()):
+        return None
+    _, _, labels, roles = pipeline.factor_units(tone_set)
+    return render_section(rows, labels=labels, roles=roles)
 
 
 def _verified_embeddings(store) -> Dict[str, np.ndarray]:

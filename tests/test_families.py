@@ -241,3 +241,20 @@ def test_plugin_family_through_entry_point_metadata(tmp_path, monkeypatch):
     assert tones.config()["source"].startswith("entry point gear.families:bell")
     with pytest.raises(SynthError, match="family 'broken': plug-in 'gear_bell_plugin:not_a_family' gave int"):
         synth.family("broken")
+
+
+@pytest.mark.parametrize("n_partials", [1, 4, 8, 12])  # Horner's rule up to 8 partials, Clenshaw above
+def test_chebyshev_partials_match_the_cosines(n_partials):
+    from synth.families.engine import HORNER_MAX_PARTIALS, chebyshev_partials
+
+    rng = np.random.default_rng(n_partials)
+    phase = rng.uniform(0, 2 * np.pi, size=(3, 4000))
+    amps = rng.uniform(0.1, 1.0, size=(3, n_partials)) / np.arange(1, n_partials + 1)
+    amps[1, n_partials // 2:] = 0.0  # a row whose upper partials are dropped
+    p = np.arange(1, n_partials + 1)
+    truth = np.einsum("nkp,np->nk", np.cos(phase[:, :, None] * p), amps)
+    window = np.hanning(4000)
+    got = chebyshev_partials(np.cos(phase).astype(np.float32), amps, window=window.astype(np.float32))
+    assert got.dtype == np.float32 and (n_partials <= HORNER_MAX_PARTIALS) == (n_partials < 12)
+    error = np.abs(got - truth * window).max() / amps.sum(axis=1).max()
+    assert error < 3e-6, error

@@ -76,6 +76,45 @@ def test_gear_run_scores_every_factor_by_its_statistic(name, tmp_path, monkeypat
             assert option["cmin"] == -0.5 and option["cmax"] == len(factor.values) - 0.5
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name,units", [
+    ("chord", {"root": "per step (cause)", "quality": "per step (cause)", "inversion": "per step (cause)"}),
+    ("nuisance", {"f1_hz": "per octave (cause)", "alpha": "per 1 (cause)", "gain_db": "per 6 dB (nuisance)",
+                  "lowpass_hz": "per octave (nuisance)", "rt60_s": "per octave (nuisance)",
+                  "bit_depth": "per step (nuisance)"}),
+])
+def test_gear_score_after_a_family_run(name, units, tmp_path, monkeypatch):
+    """`gear run --family X` then `gear score`: disentanglement.csv has the family's factors (discrete
+    ones included), each factor's distance per unit with its unit and role, and the report the
+    causes-beside-nuisances table."""
+    monkeypatch.setenv("GEAR_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert cli.main(["run", "--family", name, "--design", "sobol", "--n", "64", "--out", str(out)] + SMALL) == 0
+    assert cli.main(["score", "--out", str(out), "-q"]) == 0
+    rows = read_csv(out / "disentanglement.csv")
+    factors = list(synth.family(name).parameters)
+    by_metric = {}
+    for row in rows:
+        assert row["model"] == "mfcc"
+        by_metric.setdefault(row["metric"], {})[row["parameter"]] = row
+    for metric in ("probe_r2_ridge", "sensitivity", "normalised_score", "sensitivity_per_unit"):
+        assert list(by_metric[metric]) == factors, metric
+    for factor, row in by_metric["sensitivity_per_unit"].items():
+        assert np.isfinite(float(row["value"])) and float(row["value"]) >= 0
+        if factor in units:
+            assert row["note"].startswith(units[factor])
+    for row in by_metric["probe_r2_ridge"].values():
+        assert float(row["value"]) <= 1
+    if "f1_hz" in factors:  # the nuisances compared with an octave of f1
+        assert float(by_metric["sensitivity_vs_f1_octave"]["f1_hz"]["value"]) == pytest.approx(1.0)
+        assert list(by_metric["sensitivity_vs_f1_octave"]) == factors
+    else:
+        assert "sensitivity_vs_f1_octave" not in by_metric
+    page = (out / "report.html").read_text()
+    assert "Causes beside nuisances" in page and "sensitivity_per_unit" in page
+    assert ("of the nuisances" in page) == ("f1_hz" in factors)  # nuisance family: compared with f1's octave
+
+
 def test_family_run_can_be_reported_again_and_refuses_other_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("GEAR_CACHE_DIR", str(tmp_path / "cache"))
     out = str(tmp_path / "out")

@@ -69,11 +69,12 @@ from .manifold import (
 )
 from .controls import CONTROL_NAMES, control_embeddings, control_theta
 from .probes import _probe, principal_scores, probe_folds, probe_r2
-from .sensitivity import SENSITIVITY_METHODS, _sensitivity, sensitivity_analysis
+from .sensitivity import SENSITIVITY_METHODS, _sensitivity, distance_per_unit, sensitivity_analysis
 from .topology import BOX_BETTI, _persistence, persistence_summary
 
 __all__ = [
     "DISENTANGLEMENT_COLUMNS",
+    "distance_per_unit",
     "DisentanglementResult",
     "compute_disentanglement",
     "disentanglement_metrics",

@@ -66,7 +66,7 @@ from gear.errors import ParameterError
 
 from ._inputs import PARAM_NAMES, Prepared, check_int, prepare
 
-__all__ = ["sensitivity_analysis", "SENSITIVITY_METHODS"]
+__all__ = ["sensitivity_analysis", "distance_per_unit", "SENSITIVITY_METHODS"]
 
 SENSITIVITY_METHODS = ("auto", "finite_difference", "regression")
 _CHUNK = 256
@@ -358,3 +358,80 @@ def sensitivity_analysis(embedding, theta, *, param_names: Sequence[str] = PARAM
                    scales=scales, random_state=random_state)
     return _sensitivity(prep, n_neighbors=n_neighbors, method=method,
                         overlap_blocks=overlap_blocks)
+
+
+# ---------------------------------------------------------------------------------------------
+# distance per unit of each factor (causes beside nuisances)
+# ---------------------------------------------------------------------------------------------
+def distance_per_unit(embedding, theta, *, param_names: Sequence[str] = PARAM_NAMES, scales=None,
+                      units=None, n_neighbors: Optional[int] = None, max_sounds: int = 4000,
+                      random_state=0) -> dict:
+    """How far the embedding moves per unit change of each factor: "how far does a 6 dB gain
+    change move the embedding, compared with an octave?".
+
+    Each factor is read on its scale (``u`` = the value, or its natural log where the scale is
+    log) and its unit is a step ``units[name]`` in ``u`` (default: ln 2, an octave, for log
+    factors; 1 otherwise: one step of a discrete factor's value codes, one unit of a linear
+    factor; pass 6 for "per 6 dB"). The local Jacobian of every sound comes from the debiased
+    local affine fit over its ``n_neighbors`` nearest sounds in standardised factor space (the
+    ``regression`` Gram estimates of :func:`sensitivity_analysis`: the roughness of the
+    embedding is subtracted, so a factor the embedding ignores gives ~0), and
+
+        per_unit_j = sqrt(max(0, mean_i G_i[j, j])) * units_j / sd(u_j)
+
+    is the RMS embedding distance travelled per unit of factor j (embedding units). ``relative``
+    divides it by the median distance between two sounds of the set, so that models compare;
+    ratios between factors (e.g. per 6 dB over per octave of f1) need no normalisation.
+
+    Parameters
+    ----------
+    embedding : np.ndarray, shape (n_sounds, dim), float
+    theta : np.ndarray, shape (n_sounds, n_params), float
+    param_names, scales
+        As in :func:`sensitivity_analysis`.
+    units : mapping of str -> float, optional
+        The unit step of a factor on its scale (see above).
+    n_neighbors : int, optional
+        Neighbours of each local fit (>= 2 n_params; default max(4 n_params + 2, n_sounds // 10):
+        a fixed fraction of the set, because fixed-K fits get noisier as the design gets
+        denser, and their noise floor is what an ignored factor reads).
+    max_sounds : int
+        Above this many sounds, a random subset of this size is used (seeded).
+    random_state : int
+
+    Returns
+    -------
+    dict
+        ``per_unit`` and ``relative`` (np.ndarray, shape (n_params,)), ``median_distance``
+        (float), ``units`` (np.ndarray, the unit steps used), ``n_used`` (int).
+    """
+    from scipy.spatial.distance import pdist
+
+    embedding, theta = np.asarray(embedding, dtype=np.float64), np.asarray(theta, dtype=np.float64)
+    max_sounds = check_int(max_sounds, "max_sounds", 4 * theta.shape[1] + 2 if theta.ndim == 2 else 2)
+    rng = np.random.default_rng(random_state if isinstance(random_state, (int, np.integer)) else 0)
+    if embedding.shape[0] > max_sounds and embedding.shape[0] == theta.shape[0]:
+        rows = np.sort(rng.choice(embedding.shape[0], max_sounds, replace=False))
+        embedding, theta = embedding[rows], theta[rows]
+    prep = prepare(embedding, theta, param_names=param_names, scales=scales, random_state=random_state)
+    if n_neighbors is None:
+        n_neighbors = min(max(4 * prep.p + 2, prep.n // 10), prep.n - 1)
+    n_neighbors = check_int(n_neighbors, "n_neighbors", 2 * prep.p, prep.n - 1)
+    units = dict(units or {})
+    unknown = set(units) - set(prep.param_names)
+    if unknown:
+        raise ParameterError(f"units: unknown factor {sorted(unknown)[0]!r}; factors are {', '.join(prep.param_names)}")
+    step = np.array([float(units.get(name, np.log(2.0) if prep.scales[name] == "log" else 1.0))
+                     for name in prep.param_names])
+    if not np.all(step > 0):
+        raise ParameterError(f"units must be > 0, got {dict(zip(prep.param_names, step))}")
+    G = _regression_grams(prep, n_neighbors)
+    usable = np.all(np.isfinite(G.reshape(prep.n, -1)), axis=1)
+    if not usable.any():
+        raise ParameterError("no sound has the neighbours a local fit needs; give more sounds or raise n_neighbors")
+    per_z = np.sqrt(np.maximum(np.diagonal(G[usable], axis1=1, axis2=2).mean(axis=0), 0.0))
+    per_unit = per_z * step / prep.u.std(axis=0)
+    sample = prep.X if prep.n <= 2000 else prep.X[rng.choice(prep.n, 2000, replace=False)]
+    median = float(np.median(pdist(sample)))
+    return {"per_unit": per_unit, "relative": per_unit / median, "median_distance": median, "units": step,
+            "n_used": int(usable.sum())}

@@ -186,7 +186,11 @@ class Family:
         def render_block(rows):
             block = {name: column[rows] for name, column in columns.items()}
             audio = self.synthesise(block, sample_rate=sample_rate, n_samples=n_samples, seed=seed, index=index[rows])
-            out[rows] = self._finish(audio, block, n_samples)
+            contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size and np.all(np.diff(rows) == 1)
+            if contiguous:  # the usual case: normalise straight into the output rows
+                self._finish(audio, block, n_samples, out=out[rows[0] : rows[-1] + 1])
+            else:
+                out[rows] = self._finish(audio, block, n_samples)
 
         blocks = list(self.blocks(columns, n_samples))
         if len(blocks) > 1 and RENDER_THREADS > 1:
@@ -198,8 +202,9 @@ class Family:
                 render_block(rows)
         return out
 
-    def _finish(self, audio, block, n_samples) -> np.ndarray:
-        """Check a block of audio from :meth:`synthesise`; normalise it; float32."""
+    def _finish(self, audio, block, n_samples, *, out=None) -> np.ndarray:
+        """Check a block of audio from :meth:`synthesise`; normalise it; float32 (into ``out``
+        when given: float32 audio is scaled in float32, float64 audio in float64 then rounded)."""
         n = len(next(iter(block.values())))
         if not isinstance(audio, np.ndarray) or audio.shape != (n, n_samples):
             got = audio.shape if isinstance(audio, np.ndarray) else type(audio).__name__
@@ -207,7 +212,8 @@ class Family:
                              f"= {(n, n_samples)}")
         if audio.dtype not in (np.float32, np.float64):
             raise SynthError(f"family {self.name!r} returned dtype {audio.dtype}; expected float32 or float64")
-        maxima = np.max(np.abs(audio), axis=-1, keepdims=True)  # NaN and inf propagate into the maxima
+        # max |audio| without an |audio| copy; NaN and inf propagate into the maxima
+        maxima = np.maximum(np.max(audio, axis=-1, keepdims=True), -np.min(audio, axis=-1, keepdims=True))
         finite = np.isfinite(maxima[:, 0])
         if not finite.all():
             raise SynthError(f"family {self.name!r} returned NaN or inf for {self._tone(block, finite)}")
@@ -216,10 +222,13 @@ class Family:
             if not loud.all():
                 raise SynthError(f"family {self.name!r} returned audio above full scale for {self._tone(block, loud)}; "
                                  f"|audio| must be <= 1")
-            return audio.astype(np.float32)
+            return _into(out, audio)
         if np.any(maxima == 0):
             raise SynthError(f"family {self.name!r} rendered a silent tone: {self._tone(block, maxima[:, 0] > 0)}")
-        return (audio * (float(self.options.get("peak", 0.5)) / maxima)).astype(np.float32)
+        scale = float(self.options.get("peak", 0.5)) / maxima
+        if audio.dtype == np.float32:
+            return np.multiply(audio, scale.astype(np.float32), out=out)
+        return _into(out, audio * scale)
 
     def _tone(self, block, good) -> str:
         i = int(np.flatnonzero(~np.asarray(good))[0])
@@ -275,6 +284,14 @@ class Family:
         return StimulusSet(family=self, design=design, factors=factors, columns=columns, grid_index=grid_index,
                            block=table.block, seed=int(seed), record={"n": n, **table.record},
                            fixed={k: _jsonable(v) for k, v in fixed.items()})
+
+
+def _into(out, audio):
+    """``audio`` as float32, written into ``out`` when given."""
+    if out is None:
+        return audio.astype(np.float32)
+    out[...] = audio
+    return out
 
 
 def _jsonable(value):

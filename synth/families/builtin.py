@@ -195,12 +195,25 @@ class Inharmonic(Family):
         return tones * hann(n_samples).astype(np.float32)
 
 
+#: Noise colours of the ``noise`` family: the exponent beta of the power spectral density
+#: PSD(f) ~ f^-beta, i.e. a slope of -10 log10(2) beta = -3.01 beta dB per octave.
+NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+
+
 class Noise(Family):
-    """A harmonic tone plus white Gaussian noise at a given harmonic-to-noise ratio (the HNR of
-    voice analysis, Yumoto, Gould & Baer 1982; Boersma 1993), 10 log10(E_harmonic / E_noise)
-    exact over each rendered tone. Partials p = 1..16 with amplitude 1/p; both parts under one
-    Hann window; T = 0.25 s. The noise is seeded by (set seed, tone index) and drawn at the
-    render rate (another rate gives another realisation with the same HNR)."""
+    """A harmonic tone plus Gaussian noise at a given harmonic-to-noise ratio (the HNR of voice
+    analysis, Yumoto, Gould & Baer 1982; Boersma 1993), 10 log10(E_harmonic / E_noise) exact over
+    each rendered tone. Partials p = 1..16 with amplitude 1/p; both parts under one Hann window;
+    T = 0.25 s. The noise is seeded by (set seed, tone index) and drawn at the render rate
+    (another rate gives another realisation with the same HNR).
+
+    Option ``colour``: the noise's power spectral density PSD(f) ~ f^-beta, shaped from the white
+    draw by multiplying its DFT by f^(-beta/2) (DC removed) before the window:
+
+    - ``white`` (default): beta = 0, flat, 0 dB per octave;
+    - ``pink``: beta = 1, -3.01 dB per octave (equal energy per octave);
+    - ``brown`` (Brownian, red): beta = 2, -6.02 dB per octave (integrated white noise).
+    """
 
     name = "noise"
     factors = (
@@ -208,7 +221,13 @@ class Noise(Family):
         Factor("hnr_db", "dB", range=(-10.0, 30.0), allowed=(-60.0, 80.0), statistic="difference",
                description="harmonic-to-noise energy ratio"),
     )
-    defaults = {"duration_s": 0.25, "peak": 0.5, "n_partials": 16}
+    defaults = {"duration_s": 0.25, "peak": 0.5, "n_partials": 16, "colour": "white"}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if self.options["colour"] not in NOISE_COLOURS:
+            raise SynthError(f"family 'noise': colour={self.options['colour']!r} is not a noise colour; choose one "
+                             f"of {', '.join(NOISE_COLOURS)}")
 
     def synthesise(self, table, *, sample_rate, n_samples, seed, index):
         f1 = table["f1_hz"]
@@ -218,12 +237,26 @@ class Noise(Family):
         tones = sum_of_cosines(freqs, amps, sample_rate=sample_rate, n_samples=n_samples, dtype=np.float32)
         tones *= window
         noise = np.stack([tone_rng(seed, i, 1).standard_normal(n_samples, dtype=np.float32) for i in index])
+        noise = _colour(noise, NOISE_COLOURS[self.options["colour"]])
         noise *= window
         energy = np.einsum("ij,ij->i", tones, tones, dtype=np.float64) / np.einsum("ij,ij->i", noise, noise,
                                                                                     dtype=np.float64)
         noise *= np.sqrt(energy / 10.0 ** (table["hnr_db"] / 10.0)).astype(np.float32)[:, None]
         tones += noise
         return tones
+
+
+def _colour(noise, beta):
+    """White noise rows (float32) shaped to PSD ~ f^-beta (DFT times f^(-beta/2), DC removed)."""
+    if beta == 0:
+        return noise
+    from scipy import fft as sp_fft
+
+    spectrum = sp_fft.rfft(noise, axis=1, workers=-1)
+    gain = np.zeros(spectrum.shape[1], dtype=np.float32)
+    gain[1:] = np.arange(1, spectrum.shape[1], dtype=np.float64) ** (-beta / 2.0)
+    spectrum *= gain
+    return sp_fft.irfft(spectrum, n=noise.shape[1], axis=1, workers=-1).astype(np.float32, copy=False)
 
 
 class Vibrato(Family):
@@ -247,19 +280,24 @@ class Vibrato(Family):
         top = f1[:, 0] * 2.0 ** (cents[:, 0] / 1200)
         _check_below_nyquist(self.name, "f1_hz", top, sample_rate, table)
         t = time_axis(n_samples, sample_rate).astype(np.float32)
-        # float32 for the vibrato curve (relative error ~1e-7 in frequency), float64 for the phase.
-        swing = np.sin((2.0 * np.pi * rate).astype(np.float32) * t[None, :])
-        swing *= (cents / 1200.0).astype(np.float32)
-        step = (f1 / sample_rate) * np.exp2(swing, dtype=np.float32)  # cycles per sample
-        cycles = np.cumsum(step, axis=1)  # trapezoid rule: sum_{k<=n} s_k - (s_0 + s_n) / 2
-        step *= 0.5
-        cycles -= step
-        cycles -= step[:, :1]
-        cycles -= np.floor(cycles)
-        cos_phase = np.cos((2.0 * np.pi) * cycles.astype(np.float32))
+        # float32 for the vibrato curve (relative error ~1e-7 in frequency), float64 for the phase;
+        # in place, one buffer reused, so that each step is one pass over the block.
+        ratio = np.multiply((2.0 * np.pi * rate).astype(np.float32), t[None, :])
+        np.sin(ratio, out=ratio)
+        ratio *= (cents / 1200.0).astype(np.float32)
+        np.exp2(ratio, out=ratio)  # f(t) / f1
+        # trapezoid rule in cycles: (f1 / sr) (sum_{k<=n} s_k - (s_0 + s_n) / 2)
+        cycles = np.cumsum(ratio, axis=1, dtype=np.float64)
+        ratio += ratio[:, :1].copy()
+        ratio *= 0.5
+        cycles -= ratio
+        cycles *= f1 / sample_rate
+        np.subtract(cycles, np.floor(cycles), out=ratio)  # phase in cycles, [0, 1), float32
+        ratio *= np.float32(2.0 * np.pi)
+        cos_phase = np.cos(ratio, out=ratio)
         p = np.arange(1, int(self.options["n_partials"]) + 1, dtype=np.float64)
         amps = (1.0 / p)[None, :] * (p[None, :] * top[:, None] < sample_rate / 2.0)
-        return chebyshev_partials(cos_phase, amps) * hann(n_samples).astype(np.float32)
+        return chebyshev_partials(cos_phase, amps, window=hann(n_samples).astype(np.float32))
 
 
 CHORD_QUALITIES = {"major": (0, 4, 7), "minor": (0, 3, 7), "diminished": (0, 3, 6), "augmented": (0, 4, 8),

@@ -82,23 +82,33 @@ class Nuisance(Family):
         # wrap-around (and the filter's pre-ringing) out of the n output samples.
         n_fft = sp_fft.next_fast_len(n_samples + 2 * self.base.n_samples(sample_rate), real=True)
         spectrum = sp_fft.rfft(dry, n=n_fft, axis=1, workers=-1)
-        ratio = (np.arange(spectrum.shape[1], dtype=np.float32) * np.float32(sample_rate / n_fft)
-                 / table["lowpass_hz"][:, None].astype(np.float32)) ** 2
-        ratio *= ratio
-        ratio *= ratio  # (f / f_c)^8
-        spectrum *= 1.0 / np.sqrt(1.0 + ratio)
-        responses = self._impulse_responses(table["rt60_s"], sample_rate, n_samples, seed)
-        spectrum *= 1.0 + sp_fft.rfft(responses, n=n_fft, axis=1, workers=-1)
-        wet = sp_fft.irfft(spectrum, n=n_fft, axis=1, workers=-1)[:, :n_samples].astype(np.float64)
-        wet *= (self.options["peak"] * 10.0 ** (table["gain_db"][:, None] / 20.0)) / np.abs(wet).max(axis=1, keepdims=True)
-        levels = 2.0 ** (np.asarray(table["bit_depth"], dtype=np.float64)[:, None] - 1.0)
-        return np.clip(np.round(wet * levels) / levels, -1.0, 1.0)
+        # H = (1 + R) / sqrt(1 + (f / f_c)^8), R the reverb's spectrum, (f / f_c)^8 = f^8 f_c^-8
+        # (float32; in place, one pass per step)
+        f8 = (np.arange(spectrum.shape[1]) * (sample_rate / n_fft)) ** 8
+        lowpass = np.multiply(f8.astype(np.float32)[None, :], (table["lowpass_hz"][:, None] ** -8.0).astype(np.float32))
+        lowpass += 1.0
+        np.sqrt(lowpass, out=lowpass)
+        response = sp_fft.rfft(self._impulse_responses(table["rt60_s"], sample_rate, n_samples, seed), n=n_fft, axis=1,
+                               workers=-1)
+        response += 1.0
+        response /= lowpass
+        spectrum *= response
+        wet = sp_fft.irfft(spectrum, n=n_fft, axis=1, workers=-1)[:, :n_samples]
+        maxima = np.maximum(wet.max(axis=1), -wet.min(axis=1)).astype(np.float64)
+        # peak * gain / max, times 2^(b-1) (a power of two: the product is exact), then rounding
+        levels = 2.0 ** (np.asarray(table["bit_depth"], dtype=np.float64) - 1.0)
+        scale = (self.options["peak"] * 10.0 ** (table["gain_db"] / 20.0)) / maxima * levels
+        steps = np.multiply(wet, scale[:, None], dtype=np.float64)
+        np.rint(steps, out=steps)
+        out = np.multiply(steps, 1.0 / levels[:, None], dtype=np.float32)  # k / 2^(b-1): exact in float32
+        return np.clip(out, -1.0, 1.0, out=out)
 
     @staticmethod
     def _impulse_responses(rt60_s, sample_rate, n_samples, seed):
         t = time_axis(n_samples, sample_rate)
         noise = tone_rng(seed, 0, 2).standard_normal(n_samples, dtype=np.float32)
-        decay = np.exp((-3.0 * math.log(10.0) / rt60_s[:, None]).astype(np.float32) * t[None, :].astype(np.float32))
+        decay = np.multiply((-3.0 * math.log(10.0) / rt60_s[:, None]).astype(np.float32), t[None, :].astype(np.float32))
+        np.exp(decay, out=decay)
         decay *= noise[None, :]
         decay /= np.sqrt(np.einsum("ij,ij->i", decay, decay))[:, None]
         return decay

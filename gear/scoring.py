@@ -7,7 +7,9 @@ fragment the report embeds), then ``OUT/disentanglement.csv`` over all models wi
 ``model,metric,parameter,value,ci_low,ci_high,note`` and, with two models or more,
 ``OUT/similarity.csv`` (``model_a,model_b,metric,value,p_value``: linear CKA, debiased CKA and
 RSA of every pair). Results are keyed by a hash of the embeddings and settings, so a rerun
-recomputes only what changed.
+recomputes only what changed. Above 5 000 tones every metric runs in O(n K) memory (no n x n
+matrix; see :func:`gear.disentangle.compute_disentanglement`); with a Dask ``client`` each
+model is scored as one task (:func:`gear.distributed.run_tasks`), with the same outputs.
 """
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 - :func:`client_for` connects to an existing scheduler (``tcp://HOST:PORT``, e.g. one started by
   dask-jobqueue on SLURM or by dask-kubernetes) or starts a ``LocalCluster`` of N worker
   processes (``local:N``);
+- :func:`run_tasks` runs one pure function per job on the cluster (or serially without one):
+  ``gear score`` (one task per model's metrics) and ``gear timbre robustness`` (one task per
+  (study, representation) cell of the grid) use it;
 - :func:`analyse_many` runs :func:`gear.pipeline.analyse_embedding` once per model on the
   cluster. Each task is pure (an embedding in, a :class:`gear.results.ModelResult` out), so the
   results equal a serial run's, and a task whose worker dies is rerun on another worker by the
@@ -15,17 +18,18 @@ every worker sees, e.g. the results directory on shared storage).
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Union
+from typing import Callable, Dict, Hashable, Mapping, Optional, Union
 
 import numpy as np
 
 from gear.errors import ParameterError
 
-__all__ = ["CONNECT_TIMEOUT_S", "client_for", "analyse_many", "submit_analysis"]
+__all__ = ["CONNECT_TIMEOUT_S", "client_for", "analyse_many", "submit_analysis", "run_tasks"]
 
 #: Seconds to wait for a scheduler before the address is reported unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -135,19 +139,95 @@ def analyse_many(
     if client is None:
         return {name: _analyse_task(name, emb, tone_set, config, descriptions.get(name, ""))
                 for name, emb in embeddings.items()}
-    futures = {name: submit_analysis(client, name, embedding, tone_set, config, descriptions.get(name, ""),
-                                     retries=retries) for name, embedding in embeddings.items()}
-    results = client.gather(list(futures.values()))
-    return dict(zip(futures, results))
+    jobs = {name: (name, embedding, tone_set, config, descriptions.get(name, ""))
+            for name, embedding in embeddings.items()}
+    return run_tasks(_analyse_task, jobs, client, prefix="gear-analyse", retries=retries)
 
 
-def submit_analysis(client, name: str, embedding: EmbeddingLike, tone_set, config=None, description: str = "", *,
-                    retries: int = 1):
-    """Submit the analysis of one embedding (see :func:`analyse_many`); a Dask future of its
-    :class:`gear.results.ModelResult`."""
+def _thread_counts() -> Dict[str, int]:
+    """This process's thread count per threadpoolctl user API (``blas``, ``openmp``)."""
+    from threadpoolctl import threadpool_info
+
+    counts: Dict[str, int] = {}
+    for pool in threadpool_info():
+        counts[pool["user_api"]] = max(counts.get(pool["user_api"], 1), int(pool["num_threads"]))
+    return counts
+
+
+def _with_threads(function, threads, *args, **kwargs):
+    import scipy.linalg  # noqa: F401  (load the BLAS and OpenMP pools before limiting them:
+    import sklearn.utils._openmp_helpers  # noqa: F401  a pool loaded later keeps its default)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        return function(*args, **kwargs)
+
+
+def run_tasks(function: Callable, jobs: Mapping[Hashable, tuple], client=None, *, prefix: str = "gear",
+              retries: int = 1, on_result: Optional[Callable[[Hashable, object], None]] = None,
+              kwargs: Optional[Mapping[Hashable, dict]] = None, match_threads: bool = False) -> Dict[Hashable, object]:
+    """``{key: function(*args)}`` for every job: one Dask task each on ``client``, or serially.
+
+    Parameters
+    ----------
+    function : callable
+        Pure (the same arguments give the same result), importable by the workers.
+    jobs : mapping of key -> tuple of arguments
+    client : distributed.Client, optional
+        Default: serial, in this process, in the order of ``jobs``.
+    prefix : str
+        Start of the tasks' names on the cluster (shown by the dashboard).
+    retries : int
+        Extra attempts of a task that raised (a task whose worker *died* is rerun by the
+        scheduler regardless).
+    on_result : callable, optional
+        Called as ``on_result(key, result)`` as each task finishes (for progress).
+    kwargs : mapping of key -> dict, optional
+        Keyword arguments of each job (default none).
+    match_threads : bool
+        Run each task with this process's BLAS and OpenMP thread counts (``threadpoolctl``).
+        A Dask worker runs single-threaded BLAS by default, and another thread count changes
+        the last bits of some reductions (eigen-solvers, matrix products): matched, the tasks'
+        results equal the serial run's bit for bit (on the same CPU type and libraries), at the
+        price of more threads than cores when several workers share a machine.
+
+    Returns
+    -------
+    dict of key -> result, in the order of ``jobs``
+    """
+    results = {}
+    kwargs = kwargs or {}
+    if client is None:
+        for key, args in jobs.items():
+            results[key] = function(*args, **kwargs.get(key, {}))
+            if on_result is not None:
+                on_result(key, results[key])
+        return results
+    distributed = _import_distributed()
+    if match_threads:
+        function = functools.partial(_with_threads, function, _thread_counts())
+    keys = {}
     with warnings.catch_warnings():
         # Inputs travel inside the tasks (not scattered): the scheduler keeps them, so a task
         # whose worker dies can be rerun anywhere. Dask's notice about large graphs is expected.
         warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+        for i, (key, args) in enumerate(jobs.items()):
+            future = client.submit(function, *args, **kwargs.get(key, {}), key=f"{prefix}-{i}-{os.urandom(4).hex()}",
+                                   retries=retries, pure=False)
+            keys[future.key] = (key, future)
+    for future, result in distributed.as_completed([f for _, f in keys.values()], with_results=True):
+        results[keys[future.key][0]] = result
+        if on_result is not None:
+            on_result(keys[future.key][0], result)
+    return {key: results[key] for key in jobs}
+
+
+def submit_analysis(client, name: str, embedding: EmbeddingLike, tone_set, config=None, description: str = "", *,
+                    retries: int = 1):
+    """Submit the analysis of one embedding (see :func:`analyse_many`) without waiting: a Dask
+    future of its :class:`gear.results.ModelResult` (``gear run`` analyses one model while the
+    next one's shards are embedded)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")  # inputs travel inside the task
         return client.submit(_analyse_task, name, embedding, tone_set, config, description,
                              key=f"gear-analyse-{name}-{os.urandom(4).hex()}", retries=retries, pure=False)

@@ -26,6 +26,7 @@ __all__ = [
     "search",
     "exact_search",
     "recall_at_k",
+    "iter_search",
 ]
 
 #: Largest n searched exactly by default (GEAR's historical path).
@@ -118,7 +119,8 @@ def _pca_project(features: np.ndarray, n_components: int, random_state: int) -> 
     return out
 
 
-def _hnsw_search(features: np.ndarray, n_neighbors: int, random_state: int):
+def _hnsw_index(features: np.ndarray, n_neighbors: int, random_state: int):
+    """A faiss HNSW index of the features (PCA-projected when wide) and the searched data."""
     import faiss
 
     data = np.ascontiguousarray(features, dtype=np.float32)
@@ -128,11 +130,20 @@ def _hnsw_search(features: np.ndarray, n_neighbors: int, random_state: int):
     index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
     index.add(data)
     index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * n_neighbors)
-    squared, indices = index.search(data, n_neighbors)
+    return index, data
+
+
+def _hnsw_query(index, queries: np.ndarray, n_neighbors: int):
+    squared, indices = index.search(queries, n_neighbors)
     missing = indices < 0
     if missing.any():  # fewer than K reachable: cannot happen for K < n on a connected HNSW graph
         raise ParameterError(f"the HNSW index returned fewer than {n_neighbors} neighbours for {int(missing.any(axis=1).sum())} sounds; use algorithm='exact'")
     return np.sqrt(np.maximum(squared, 0.0)).astype(np.float64), indices.astype(np.int64)
+
+
+def _hnsw_search(features: np.ndarray, n_neighbors: int, random_state: int):
+    index, data = _hnsw_index(features, n_neighbors, random_state)
+    return _hnsw_query(index, data, n_neighbors)
 
 
 def search(features, n_neighbors: int, *, algorithm: str = "auto", random_state: int = 0) -> KNeighbours:
@@ -161,6 +172,37 @@ def search(features, n_neighbors: int, *, algorithm: str = "auto", random_state:
         distances, indices = _hnsw_search(features, n_neighbors + 1, random_state)
     distances, indices = _drop_self(distances, indices)
     return KNeighbours(distances, indices, algorithm)
+
+
+def iter_search(features, n_neighbors: int, *, chunk_size: int = 1000, algorithm: str = "auto",
+                random_state: int = 0):
+    """:func:`search` in blocks of queries, for K too large to hold n x K at once.
+
+    The index (exact or HNSW, chosen as in :func:`search`) is built once; each block of
+    ``chunk_size`` query sounds is searched in turn.
+
+    Yields
+    ------
+    rows : np.ndarray, shape (m,), int64
+        The query sounds of this block (consecutive).
+    neighbours : KNeighbours
+        Their ``n_neighbors`` nearest neighbours, self excluded; shape (m, n_neighbors).
+    """
+    features = np.asarray(features)
+    n = features.shape[0]
+    algorithm = choose_algorithm(n, algorithm)
+    if algorithm == "exact":
+        from sklearn.neighbors import NearestNeighbors
+
+        model = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(features)
+        query, data = (lambda q: model.kneighbors(q)), features
+    else:
+        index, data = _hnsw_index(features, n_neighbors + 1, random_state)
+        query = lambda q: _hnsw_query(index, q, n_neighbors + 1)  # noqa: E731
+    for start in range(0, n, chunk_size):
+        rows = np.arange(start, min(n, start + chunk_size))
+        distances, indices = _drop_self(*query(data[rows]), own=rows)
+        yield rows, KNeighbours(distances, indices, algorithm)
 
 
 def recall_at_k(features, neighbours: KNeighbours, *, n_queries: int = 1000, random_state: int = 0) -> float:

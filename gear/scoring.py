@@ -7,7 +7,9 @@ fragment the report embeds), then ``OUT/disentanglement.csv`` over all models wi
 ``model,metric,parameter,value,ci_low,ci_high,note`` and, with two models or more,
 ``OUT/similarity.csv`` (``model_a,model_b,metric,value,p_value``: linear CKA, debiased CKA and
 RSA of every pair). Results are keyed by a hash of the embeddings and settings, so a rerun
-recomputes only what changed.
+recomputes only what changed. Above 5 000 tones every metric runs in O(n K) memory (no n x n
+matrix; see :func:`gear.disentangle.compute_disentanglement`); with a Dask ``client`` each
+model is scored as one task (:func:`gear.distributed.run_tasks`), with the same outputs.
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ def score_results(
     scales: Optional[dict] = None,
     random_state: int = 0,
     progress: Optional[Callable] = None,
+    client=None,
 ) -> Dict[str, List[dict]]:
     """Compute (or reuse) the disentanglement metrics of stored models; write the CSV.
 
@@ -89,13 +92,17 @@ def score_results(
     scales : dict, optional
         Parameter scales (default: log f1, linear alpha and r).
     progress : callable, optional
-        Wraps the iteration over models (the CLI passes tqdm).
+        ``progress(total=n)`` gives a bar with ``update(1)`` and ``close()`` (the CLI passes
+        tqdm): one step per model scored.
+    client : distributed.Client, optional
+        Score each model as one task on this Dask cluster (:mod:`gear.distributed`); the
+        outputs equal a serial run's. Default: serially, here.
 
     Returns
     -------
     dict of model -> rows (``metric, parameter, value``)
     """
-    from gear.disentangle import compute_disentanglement, disentanglement_card_html, write_disentanglement_csv
+    from gear.disentangle import write_disentanglement_csv
 
     import warnings
 
@@ -115,8 +122,8 @@ def score_results(
         raise ParameterError(f"{str(out_dir)!r} holds no stored embeddings; run `gear run --out {out_dir}` first")
     settings = {"scales": scales or {}, "random_state": random_state, "tone_set": tone_set.config_hash(),
                 "metrics_version": METRICS_VERSION}
-    iterator = progress(names) if progress is not None else names
-    for name in iterator:
+    jobs, keys = {}, {}
+    for name in names:
         try:
             embedding = store.load_embedding(name)
         except CorruptEntryError as error:  # named, skipped: the other models go on
@@ -125,22 +132,29 @@ def score_results(
         folder = store.folder(name)
         if embedding.shape[0] != tone_set.n_sounds:
             raise ParameterError(f"{folder / 'embedding.npy'} has {embedding.shape[0]} rows for {tone_set.n_sounds} tones")
-        key = _key(embedding, settings)
+        keys[name] = _key(embedding, settings)
         rows_path = folder / ROWS_FILE
         if rows_path.exists() and (folder / CARD_FILE).exists():
             stored = json.loads(rows_path.read_text())
-            if stored.get("key") == key:
+            if stored.get("key") == keys[name]:
                 continue
-        result = compute_disentanglement(
-            embedding, tone_set.theta(), grid_index=tone_set.grid_index, random_state=random_state,
-            **_factor_arguments(tone_set, scales),
-        )
-        card = disentanglement_card_html(result, model=name)
+        jobs[name] = (name, embedding, tone_set.theta(), tone_set.grid_index, _factor_arguments(tone_set, scales),
+                      random_state)
+    bar = progress(total=len(jobs)) if progress is not None and jobs else None
+
+    def store_result(name, result):  # as each model finishes: a killed run keeps the finished ones
+        card, rows = result
         store.write_derived(name, CARD_FILE, card.encode())
-        extra = stored_unit_sensitivity(store, name, tone_set, embedding=embedding, random_state=random_state)
-        rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-                for row in list(result.rows) + extra]
-        store.write_derived(name, ROWS_FILE, json.dumps({"key": key, "rows": rows}, indent=1).encode())
+        rows = rows + stored_unit_sensitivity(store, name, tone_set, embedding=jobs[name][1], random_state=random_state)
+        store.write_derived(name, ROWS_FILE, json.dumps({"key": keys[name], "rows": rows}, indent=1).encode())
+        if bar is not None:
+            bar.update(1)
+
+    from gear.distributed import run_tasks
+
+    run_tasks(_score_model, jobs, client, prefix="gear-score", on_result=store_result, match_threads=True)
+    if bar is not None:
+        bar.close()
     all_rows = stored_rows(out_dir)
     write_disentanglement_csv(out_dir / CSV_FILE, {name: rows for name, rows in all_rows.items()})
     _score_similarity(store, settings)
@@ -170,7 +184,7 @@ def stored_unit_sensitivity(store, name: str, tone_set, *, embedding=None, rando
     if embedding is None:
         embedding = store.load_embedding(name)
     key = _key(embedding, {"tone_set": tone_set.config_hash(), "random_state": random_state, "what": "unit-sensitivity/2"})
-    path = store.models_dir / name / UNIT_SENSITIVITY_FILE
+    path = store.folder(name) / UNIT_SENSITIVITY_FILE
     if path.exists():
         stored = json.loads(path.read_text())
         if stored.get("key") == key:
@@ -195,6 +209,17 @@ def unit_sensitivity_section(store, tone_set) -> Optional[str]:
         return None
     _, _, labels, roles = pipeline.factor_units(tone_set)
     return render_section(rows, labels=labels, roles=roles)
+
+
+def _score_model(name, embedding, theta, grid_index, factor_arguments, random_state):
+    """One model's metrics: (card HTML, rows with NaN as None); a pure task for Dask.
+    ``factor_arguments``: ``param_names`` and ``scales`` (:func:`_factor_arguments`)."""
+    from gear.disentangle import compute_disentanglement, disentanglement_card_html
+
+    result = compute_disentanglement(embedding, theta, grid_index=grid_index, random_state=random_state,
+                                     **factor_arguments)
+    rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()} for row in result.rows]
+    return disentanglement_card_html(result, model=name), rows
 
 
 def _verified_embeddings(store) -> Dict[str, np.ndarray]:

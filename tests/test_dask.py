@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from gear import errors as gear_errors  # noqa: E402
 from gear.errors import ParameterError  # noqa: E402
 from gear.pipeline import GearConfig  # noqa: E402
 
+SHARED = Path(os.environ.get("GEAR_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 CONFIG = GearConfig(grid_kwargs=dict(n_alpha=20, n_r=20), isomap_neighbors=30, n_neighbors=10, n_bootstrap=200)
 
 
@@ -211,3 +213,45 @@ def test_a_worker_without_the_model_files_is_named(tmp_path, monkeypatch):
                                65536, True, pure=False)
         with pytest.raises(gear_errors.SubmissionError, match=r"on Dask worker .*No module named 'gear_no_such_module'"):
             future.result()
+
+
+@pytest.mark.slow
+def test_gear_score_and_timbre_robustness_on_a_cluster_equal_serial(tmp_path):
+    """`gear score --scheduler tcp://...` (one task per model) and `gear timbre robustness
+    --scheduler tcp://...` (one task per (study, representation) cell) on real worker processes:
+    disentanglement.csv, similarity.csv and the robustness outputs byte-identical to serial runs."""
+    import shutil
+
+    from gear.cli import main
+
+    serial = tmp_path / "serial"
+    assert main(["run", "--out", str(serial), "--cache-dir", str(tmp_path / "c0"), *RUN]) == 0
+    shutil.copytree(serial, tmp_path / "dask")
+    assert main(["score", "--out", str(serial), "-q"]) == 0
+    timbre = ["timbre", "robustness", "--data", str(SHARED / "timbre"), "--studies", "Patil2012_A3", "Patil2012_DX4",
+              "--representations", "stft", "stmf", "--deltas", "0.1", "1", "--realisations", "2", "--quiet"]
+    assert main([*timbre, "--out", str(tmp_path / "rob_serial")]) == 0
+    with _real_cluster() as (client, workers, address):
+        assert main(["score", "--out", str(tmp_path / "dask"), "--scheduler", address, "-q"]) == 0
+        assert main([*timbre, "--out", str(tmp_path / "rob_dask"), "--scheduler", address]) == 0
+        ran = set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
+    assert {"gear-score", "gear-timbre"} <= ran, ran  # the tasks did run on the cluster
+    for name in ("disentanglement.csv", "similarity.csv"):
+        assert (tmp_path / "dask" / name).read_bytes() == (serial / name).read_bytes(), name
+    for name in ("robustness.csv", "robustness_auc.csv"):
+        assert (tmp_path / "rob_dask" / name).read_bytes() == (tmp_path / "rob_serial" / name).read_bytes(), name
+
+
+def test_run_tasks_match_the_clients_thread_counts():
+    """A LocalCluster worker runs single-threaded BLAS; with match_threads its tasks run with the
+    client's BLAS / OpenMP thread counts (what makes `gear score --scheduler` bit-identical)."""
+    import sklearn.utils._openmp_helpers  # noqa: F401  (its OpenMP pool, as in a gear score run)
+
+    here = gd._thread_counts()
+    with gd.client_for("local:1") as client:
+        plain = gd.run_tasks(gd._thread_counts, {"t": ()}, client)["t"]
+        matched = gd.run_tasks(gd._thread_counts, {"t": ()}, client, match_threads=True)["t"]
+    assert matched == here
+    if here.get("blas", 1) > 1:  # the control: without matching the worker differs
+        assert plain != here
+    assert gd.run_tasks(divmod, {"a": (7, 2), "b": (9, 4)}) == {"a": (3, 1), "b": (2, 1)}  # serial

@@ -1,6 +1,7 @@
 """``gear score``: disentanglement, topology and probe metrics of every stored model."""
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -18,6 +19,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--models", nargs="+", metavar="NAME", help="only these stored models")
     p.add_argument("--linear-f1", action="store_true", help="f1 on a linear scale (default: log f1)")
     p.add_argument("--seed", type=int, default=0, help="random state of probes and subsampling")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="score on Dask, one task per model: tcp://HOST:PORT (an existing scheduler) or local:N "
+                        "(N local worker processes); the outputs equal a serial run's")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_score)
 
@@ -34,7 +38,14 @@ def _cmd_score(args) -> int:
 
         progress = functools.partial(tqdm, desc="disentanglement metrics", unit="model", leave=False)
     store = open_store(args.out)
-    rows = score_results(args.out, models=args.models, scales=scales, random_state=args.seed, progress=progress)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler:
+            from gear.distributed import client_for
+
+            client = stack.enter_context(client_for(args.scheduler))
+        rows = score_results(args.out, models=args.models, scales=scales, random_state=args.seed,
+                             progress=progress, client=client)
     store.refresh_outputs()
     if not args.quiet:
         print(_disentanglement_table(rows))

@@ -187,7 +187,11 @@ def compute_disentanglement(
     Parameters
     ----------
     embedding : np.ndarray, shape (n_sounds, dim), float
-        One row per sound (20 <= n_sounds <= 10 000; memory grows as n_sounds^2).
+        One row per sound (n_sounds >= 20). Up to 5 000 sounds (``LARGE_SOUNDS``) the metrics
+        use the full distance matrix (memory grows as n_sounds^2); above, no n x n matrix is
+        formed (memory O(n K)): neighbour searches (exact or HNSW), landmark Isomap (500
+        landmarks unless ``isomap_landmarks``), trustworthiness over 2 000 query sounds, the
+        MST of the 100-NN graph, a 2 000-sound silhouette sample.
     theta : np.ndarray, shape (n_sounds, n_params), float
         The parameters of every sound, in their natural units (f1 in Hz, ...).
     param_names : sequence of str
@@ -239,7 +243,7 @@ def compute_disentanglement(
         persistence_threshold=persistence_threshold,
     )
     _check_options(prep, options)  # fail fast: every option before any metric runs
-    prep.distances()
+    distances = None if prep.large else prep.distances()  # O(n K) paths above LARGE_SOUNDS
     timings = {"distances": time.perf_counter() - t0}
     measured = _measure(prep, options, timings)
     rows = _global_rows(prep.param_names, **measured)
@@ -248,7 +252,7 @@ def compute_disentanglement(
         from gear.metrics import evaluate
 
         metrics = evaluate(embedding, theta, names=prep.param_names, scales=prep.scales,
-                           grid_index=grid_index, distances=prep.distances(),
+                           grid_index=grid_index, distances=distances,
                            random_state=prep.seed, timings=timings)
     timings["total"] = time.perf_counter() - t0
     settings = dict(options, sensitivity_method=measured["sens"]["method"],

@@ -7,6 +7,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from gear.errors import ParameterError
+from gear.neighbours import EXACT_MAX_SOUNDS
 
 #: Default parameter names (columns of ``theta``).
 PARAM_NAMES = ("f1_hz", "alpha", "r")
@@ -14,8 +15,10 @@ PARAM_NAMES = ("f1_hz", "alpha", "r")
 SCALES = ("linear", "log")
 #: Fewest sounds the metrics accept.
 MIN_SOUNDS = 20
-#: Most sounds the metrics accept (they hold a few n x n float64 matrices: ~0.25 GB at n = 2 500).
-MAX_SOUNDS = 10_000
+#: Above this many sounds (gear.neighbours.EXACT_MAX_SOUNDS, the threshold of ``gear run``'s
+#: approximate search and landmark Isomap) no metric forms an n x n matrix: memory is O(n K).
+#: Up to it, the metrics hold a few n x n float64 matrices (~0.25 GB at n = 2 500, 0.6 GB at 5 000).
+LARGE_SOUNDS = EXACT_MAX_SOUNDS
 
 
 def default_scale(name: str) -> str:
@@ -102,6 +105,7 @@ class Prepared:
         )
         self.seed = seed
         self._dist = None
+        self._graphs = {}
 
     @property
     def n(self) -> int:
@@ -111,8 +115,36 @@ class Prepared:
     def p(self) -> int:
         return self.z.shape[1]
 
+    @property
+    def large(self) -> bool:
+        """More than :data:`LARGE_SOUNDS` sounds: the metrics take their O(n K) paths."""
+        return self.n > LARGE_SOUNDS
+
+    def row_distances(self, rows) -> np.ndarray:
+        """Euclidean distances from the sounds ``rows`` to every sound, shape (len(rows), n)."""
+        from sklearn.metrics.pairwise import euclidean_distances
+
+        rows = np.atleast_1d(rows)
+        return euclidean_distances(self.X[rows], self.X)
+
+    def knn_graph(self, n_neighbors: int):
+        """The embedding's symmetric ``n_neighbors``-NN graph (CSR, Euclidean edge lengths),
+        joined into one component by the shortest edge between every pair of components
+        (:mod:`gear.landmark`), and the component count before joining; cached. Used above
+        :data:`LARGE_SOUNDS` (exact search up to 5 000 sounds, HNSW above)."""
+        if n_neighbors not in self._graphs:
+            from gear.landmark import join_components, knn_graph
+            from gear.neighbours import search
+
+            found = search(self.X, n_neighbors, random_state=self.seed)
+            self._graphs[n_neighbors] = join_components(knn_graph(found), self.X)
+        return self._graphs[n_neighbors]
+
     def distances(self) -> np.ndarray:
         """Euclidean distance matrix of the embedding, shape (n, n), float64 (cached)."""
+        if self.large:
+            raise ParameterError(f"{self.n} sounds > {LARGE_SOUNDS}: no n x n distance matrix is formed "
+                                 f"above that (use row_distances or knn_graph)")
         if self._dist is None:
             X = self.X
             sq = np.einsum("ij,ij->i", X, X)
@@ -244,11 +276,6 @@ def prepare(embedding, theta, *, param_names=PARAM_NAMES, grid_index=None, scale
     n = X.shape[0]
     if n < MIN_SOUNDS:
         raise ParameterError(f"need at least {MIN_SOUNDS} sounds, got {n}")
-    if n > MAX_SOUNDS:
-        raise ParameterError(
-            f"{n} sounds: the metrics hold an n x n distance matrix; pass at most "
-            f"{MAX_SOUNDS} sounds (subsample first)"
-        )
     if not np.all(np.isfinite(T)):
         raise ParameterError("theta has NaN or Inf values; every sound needs its parameters")
     names = _check_param_names(param_names, T.shape[1])

@@ -53,6 +53,11 @@ __all__ = [
 
 #: Residual variance is computed for 1..MAX_ISOMAP_COMPONENTS components.
 MAX_ISOMAP_COMPONENTS = 5
+#: Landmarks of the residual variance above LARGE_SOUNDS sounds when none are asked for.
+LARGE_LANDMARKS = 500
+#: Query sounds of trustworthiness and continuity above LARGE_SOUNDS sounds (a seeded random
+#: sample; each query's ranks are still over all n sounds).
+TRUST_QUERIES = 2000
 
 
 def _disconnected_warning_class():
@@ -83,19 +88,32 @@ def farthest_point_sample(D: np.ndarray, m: int, start: int):
     radius : float
         Covering radius: every point lies within this distance of the sample.
     """
-    n = D.shape[0]
+    return _farthest_points(lambda i: D[i], D.shape[0], m, start)
+
+
+def _farthest_points(row, n: int, m: int, start: int):
+    """:func:`farthest_point_sample` with the distance rows given by ``row(i)`` (shape (n,)):
+    O(n) memory when the rows are computed on demand."""
     m = min(int(m), n)
     idx = np.empty(m, np.int64)
     idx[0] = start
-    d = D[start].copy()
+    d = np.array(row(start), dtype=np.float64).ravel()
     tiny = 1e-12 * max(float(d.max()), 1e-300)
     for t in range(1, m):
         nxt = int(np.argmax(d))
         if d[nxt] <= tiny:
             return idx[:t], 0.0
         idx[t] = nxt
-        np.minimum(d, D[nxt], out=d)
+        np.minimum(d, np.ravel(row(nxt)), out=d)
     return idx, float(d.max())
+
+
+def prepared_farthest_points(prep: Prepared, m: int, start: int):
+    """:func:`farthest_point_sample` of a prepared embedding: from its distance matrix up to
+    LARGE_SOUNDS sounds (the historical path), from distance rows computed on demand above."""
+    if prep.large:
+        return _farthest_points(lambda i: prep.row_distances(i)[0], prep.n, m, start)
+    return farthest_point_sample(prep.distances(), m, start)
 
 
 def _knn_graph(D: np.ndarray, k: int):
@@ -176,8 +194,11 @@ def _isomap_rv(prep: Prepared, *, n_neighbors: int = 100, n_landmarks: Optional[
         n_landmarks = check_int(n_landmarks, "isomap_landmarks", max_components + 2)
         if n_landmarks >= n:
             n_landmarks = None
-    D = prep.distances()
-    G, n_comp = _knn_graph(D, n_neighbors)
+    if prep.large:  # O(n K): the sparse graph of a neighbour search, landmark MDS
+        G, n_comp = prep.knn_graph(n_neighbors)
+        n_landmarks = LARGE_LANDMARKS if n_landmarks is None else n_landmarks
+    else:
+        G, n_comp = _knn_graph(prep.distances(), n_neighbors)
     if n_comp > 1:
         warnings.warn(
             f"the {n_neighbors}-nearest-neighbour graph of the embedding has {n_comp} connected "
@@ -202,7 +223,7 @@ def _isomap_rv(prep: Prepared, *, n_neighbors: int = 100, n_landmarks: Optional[
         rv = [1.0 - _corr2(target, pdist(Y[:, :k])) for k in range(1, max_components + 1)]
         landmarks = None
     else:
-        landmarks, _ = farthest_point_sample(D, n_landmarks, int(rng.integers(n)))
+        landmarks, _ = prepared_farthest_points(prep, n_landmarks, int(rng.integers(n)))
         DL = dijkstra(G, directed=False, indices=landmarks)  # (m, n)
         sq = DL**2
         Delta = sq[:, landmarks]
@@ -291,6 +312,15 @@ def isomap_residual_variance(embedding, theta=None, *, n_neighbors: int = 100,
     return out
 
 
+def _row_penalty(sorted_orig: np.ndarray, orig_at_nbrs: np.ndarray, k: int, tol: float) -> float:
+    """One sound's trustworthiness penalty: sum over its k embedding neighbours of their rank
+    in the original space minus k, where positive (``sorted_orig``: its sorted distances in the
+    original space, self as -inf)."""
+    r = np.searchsorted(sorted_orig, orig_at_nbrs - tol, side="left")  # 1 + #strictly closer
+    excess = r - k
+    return float(excess[excess > 0].sum())
+
+
 def _trust(D_orig: np.ndarray, D_emb: np.ndarray, k: int) -> float:
     """Trustworthiness of ``D_emb``'s k-neighbourhoods w.r.t. ``D_orig`` (min-rank ties)."""
     n = D_orig.shape[0]
@@ -303,10 +333,37 @@ def _trust(D_orig: np.ndarray, D_emb: np.ndarray, k: int) -> float:
     tol = 1e-9 * float(np.max(D_orig))  # distances equal up to rounding are ties
     penalty = 0.0
     for i in range(n):
-        r = np.searchsorted(Ds[i], Do[i, nbr[i]] - tol, side="left")  # 1 + #strictly closer
-        excess = r - k
-        penalty += float(excess[excess > 0].sum())
+        penalty += _row_penalty(Ds[i], Do[i, nbr[i]], k, tol)
     return 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
+
+
+def _trust_sampled(prep: Prepared, k: int, *, n_queries: int = TRUST_QUERIES, chunk: int = 200) -> dict:
+    """Trustworthiness and continuity above LARGE_SOUNDS sounds: the mean penalty over a seeded
+    sample of ``n_queries`` query sounds (ranks over all n sounds), scaled to n; memory
+    O(chunk n). Also their standard errors from the sample."""
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    n = prep.n
+    queries = np.sort(prep.rng(29).choice(n, size=min(n_queries, n), replace=False))
+    penalties = np.zeros((queries.size, 2))  # trustworthiness, continuity
+    # ties: 1e-9 of the largest distance, bounded by the extent of each space
+    tol = {s: 1e-9 * float(np.linalg.norm(np.ptp(v, axis=0))) for s, v in (("z", prep.z), ("X", prep.X))}
+    for lo in range(0, queries.size, chunk):
+        rows = queries[lo:lo + chunk]
+        Dz, De = euclidean_distances(prep.z[rows], prep.z), prep.row_distances(rows)
+        for D in (Dz, De):
+            D[np.arange(rows.size), rows] = np.nan
+        for c, (orig, emb, key) in enumerate(((Dz, De, "z"), (De, Dz, "X"))):
+            nbr = np.argpartition(np.where(np.isnan(emb), np.inf, emb), k - 1, axis=1)[:, :k]
+            ranked = np.sort(np.where(np.isnan(orig), -np.inf, orig), axis=1)
+            for i in range(rows.size):
+                penalties[lo + i, c] = _row_penalty(ranked[i], orig[i, nbr[i]], k, tol[key])
+    scale = 2.0 / (k * (2.0 * n - 3.0 * k - 1.0))  # per-sound penalty -> 1 - T
+    values = 1.0 - scale * penalties.mean(axis=0)
+    errors = scale * penalties.std(axis=0, ddof=1) / np.sqrt(queries.size)
+    return {"trustworthiness": float(values[0]), "continuity": float(values[1]),
+            "trustworthiness_se": float(errors[0]), "continuity_se": float(errors[1]),
+            "n_queries": int(queries.size)}
 
 
 def _param_distances(prep: Prepared) -> np.ndarray:
@@ -321,6 +378,8 @@ def _trust_cont(prep: Prepared, *, n_neighbors: int = 10) -> dict:
         raise ParameterError(
             f"trust_neighbors={k} must be < n_sounds / 2 = {prep.n / 2:g}; lower it"
         )
+    if prep.large:
+        return dict(_trust_sampled(prep, k), n_neighbors=k)
     Dz = _param_distances(prep)
     De = prep.distances()
     return {"trustworthiness": _trust(Dz, De, k), "continuity": _trust(De, Dz, k),

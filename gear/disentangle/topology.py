@@ -36,7 +36,7 @@ import numpy as np
 from gear.errors import ParameterError
 
 from ._inputs import Prepared, check_fraction, check_int, prepare
-from .manifold import farthest_point_sample
+from .manifold import prepared_farthest_points
 
 __all__ = ["persistence_summary", "BOX_BETTI"]
 
@@ -63,6 +63,22 @@ def _mst_edges(D: np.ndarray) -> np.ndarray:
     return edges
 
 
+#: Neighbours per sound of the graph whose spanning tree stands for the Euclidean MST above
+#: LARGE_SOUNDS sounds (the K-graph of the Isomap residual variance: one search serves both).
+MST_NEIGHBORS = 100
+
+
+def _graph_mst_edges(prep: Prepared) -> np.ndarray:
+    """Edge lengths of the minimum spanning tree of the embedding's K-NN graph (K =
+    MST_NEIGHBORS, components joined by their shortest links): O(n K) memory. It equals the
+    Euclidean MST whenever the K-graph holds every MST edge inside each component (an MST edge
+    joins near neighbours; a 100-NN graph misses one only on very uneven samples)."""
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    graph, _ = prep.knn_graph(min(MST_NEIGHBORS, prep.n - 1))
+    return np.sort(minimum_spanning_tree(graph).data)
+
+
 def _persistence(prep: Prepared, *, n_landmarks: int = 300, threshold: float = 0.1,
                  max_dim: int = 2) -> dict:
     try:
@@ -75,10 +91,9 @@ def _persistence(prep: Prepared, *, n_landmarks: int = 300, threshold: float = 0
     n_landmarks = check_int(n_landmarks, "topology_landmarks", 10)
     threshold = check_fraction(threshold, "persistence_threshold")
     max_dim = check_int(max_dim, "max_dim", 1, 2)
-    D = prep.distances()
     rng = prep.rng(37)
-    idx, eps = farthest_point_sample(D, n_landmarks, int(rng.integers(prep.n)))
-    Ds = D[np.ix_(idx, idx)]
+    idx, eps = prepared_farthest_points(prep, n_landmarks, int(rng.integers(prep.n)))
+    Ds = prep.distances()[np.ix_(idx, idx)] if not prep.large else prep.row_distances(idx)[:, idx]
     L = float(Ds.max())
     if not L > 0:
         raise ParameterError("the embedding's sub-sample has zero diameter; nothing to measure")
@@ -93,7 +108,7 @@ def _persistence(prep: Prepared, *, n_landmarks: int = 300, threshold: float = 0
         dg = dg.copy()
         dg[~np.isfinite(dg[:, 1]), 1] = cut / L
         diagrams.append(dg)
-    mst = _mst_edges(D) / L
+    mst = (_graph_mst_edges(prep) if prep.large else _mst_edges(prep.distances())) / L
     spacing = mst[mst > 1e-12]  # coincident sounds (zero edges) say nothing of the spacing
     gap = max(threshold, _GAP_FACTOR * float(np.median(spacing))) if spacing.size else threshold
     betti = [1 + int(np.sum(mst > gap))]

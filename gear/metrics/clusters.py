@@ -10,7 +10,8 @@ how well the embedding separates the groups:
   to its own group, b to the nearest other group; in [-1, 1], higher is better.
 
 Both come with their chance level (``davies_bouldin_chance``, ``silhouette_chance``): the same
-score with the labels shuffled (the mean of 5 shuffles). A factor with one value, or more than
+score with the labels shuffled (the mean of 5 shuffles). Above 5 000 sounds the silhouette is
+estimated on a random sample of 2 000 sounds (:data:`SILHOUETTE_SAMPLE`). A factor with one value, or more than
 24, gets a note instead of a value.
 """
 from __future__ import annotations
@@ -19,17 +20,28 @@ from typing import List, Optional
 
 import numpy as np
 
+from gear.neighbours import EXACT_MAX_SOUNDS
+
 from ._common import MAX_CLASSES, Design, row
 
 __all__ = ["cluster_rows"]
 
+#: Above EXACT_MAX_SOUNDS sounds the silhouette (which needs the distances of every pair) is
+#: scikit-learn's ``sample_size`` estimate on this many random sounds (the same sample for the
+#: score and its shuffled chance level); Davies-Bouldin (centroids only) uses every sound.
+SILHOUETTE_SAMPLE = 2000
 _SALT_SHUFFLE = 41
 _N_SHUFFLES = 5
 
 
-def _scores(X: np.ndarray, labels: np.ndarray, distances: np.ndarray):
+def _scores(X: np.ndarray, labels: np.ndarray, distances: Optional[np.ndarray], seed: int = 0):
+    """(Davies-Bouldin, silhouette); without ``distances`` (above EXACT_MAX_SOUNDS sounds) the
+    silhouette is scikit-learn's on a random sample of SILHOUETTE_SAMPLE sounds."""
     from sklearn.metrics import davies_bouldin_score, silhouette_score
 
+    if distances is None:
+        return davies_bouldin_score(X, labels), silhouette_score(X, labels, sample_size=SILHOUETTE_SAMPLE,
+                                                                 random_state=seed)
     return davies_bouldin_score(X, labels), silhouette_score(distances, labels, metric="precomputed")
 
 
@@ -59,12 +71,13 @@ def cluster_rows(design: Design, *, distances: Optional[np.ndarray] = None) -> L
             rows += [row(m, name, note=reason) for m in
                      ("davies_bouldin", "davies_bouldin_chance", "silhouette", "silhouette_chance")]
             continue
-        if distances is None:
+        if distances is None and design.n <= EXACT_MAX_SOUNDS:
             from sklearn.metrics import pairwise_distances
 
             distances = pairwise_distances(design.X)
-        dbi, sil = _scores(design.X, labels, distances)
-        chance = np.mean([_scores(design.X, rng.permutation(labels), distances)
+        seed = design.seed + j
+        dbi, sil = _scores(design.X, labels, distances, seed)
+        chance = np.mean([_scores(design.X, rng.permutation(labels), distances, seed)
                           for _ in range(_N_SHUFFLES)], axis=0)
         rows += [row("davies_bouldin", name, dbi), row("davies_bouldin_chance", name, chance[0]),
                  row("silhouette", name, sil), row("silhouette_chance", name, chance[1])]

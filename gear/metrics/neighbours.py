@@ -29,39 +29,49 @@ neighbours, sum_c n_c (n_c - 1) / (n (n - 1))).
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from gear import analysis
+from gear.neighbours import EXACT_MAX_SOUNDS
 
 from ._common import Design, row
 
 __all__ = ["neighbour_rows", "neighbour_count", "abs_log_ratios", "paired_bootstrap",
            "NEIGHBOUR_FRACTION"]
 
+#: Above EXACT_MAX_SOUNDS sounds the neighbours are searched in blocks of about this many
+#: (query, neighbour) pairs (memory O(LARGE_BLOCK), not O(n K): K = 1 600 at 100 000 sounds
+#: would be 1.3 GB per n x K int64 list, and three are needed).
+LARGE_BLOCK = 1_000_000
 #: Salt of the random streams (chance neighbours, bootstrap).
 _SALT_CHANCE, _SALT_BOOT = 11, 12
 
 
-def abs_log_ratios(values: np.ndarray, neighbours: np.ndarray, scale: str) -> np.ndarray:
+def abs_log_ratios(values: np.ndarray, neighbours: np.ndarray, scale: str, *, rows=None) -> np.ndarray:
     """|log-ratio| of every sound for one factor, given its neighbours' indices.
 
     Parameters
     ----------
     values : np.ndarray, shape (n_sounds,)
-    neighbours : np.ndarray, shape (n_sounds, K), int
+    neighbours : np.ndarray, shape (n_queries, K), int
+        The neighbours of the sounds ``rows``.
     scale : {"linear", "log"}
+    rows : np.ndarray of int, shape (n_queries,), optional
+        The query sounds (default: every sound, n_queries = n_sounds).
 
     Returns
     -------
-    np.ndarray, shape (n_sounds,)
+    np.ndarray, shape (n_queries,)
         NaN where undefined (theta_i = 0 on the linear scale, as in :mod:`gear.analysis`).
     """
+    rows = slice(None) if rows is None else rows
     if scale == "log":
         logs = np.log(values)
-        return np.abs(logs[neighbours].mean(axis=1) - logs)
+        return np.abs(logs[neighbours].mean(axis=1) - logs[rows])
     estimate = values[neighbours].mean(axis=1)
+    values = values[rows]
     out = np.full(values.shape, np.nan)
     ok = (values != 0) & (estimate / np.where(values != 0, values, 1.0) > 0)
     out[ok] = np.abs(np.log(estimate[ok] / values[ok]))
@@ -108,13 +118,49 @@ def _normalised(means: np.ndarray) -> np.ndarray:
     return np.column_stack([raw, oracle, chance, norm])
 
 
-def _log_ratio_rows(design: Design, j: int, nbrs: dict, n_resamples: int) -> List[dict]:
-    name, scale = design.names[j], design.scales[design.names[j]]
-    if not design.varying()[j]:
+def _factor_columns(design: Design, nbrs: dict, rows=None) -> Dict[str, np.ndarray]:
+    """Per-sound columns of the query sounds ``rows`` (default all) given their neighbours
+    ``nbrs`` (embedding, oracle, chance): ``("errors", j)``: |log-ratio| (m, 3) of each varying
+    factor; ``("same", j)``: fraction of neighbours sharing the value (m, 2), discrete factors."""
+    where = slice(None) if rows is None else rows
+    varying, discrete = design.varying(), design.discrete()
+    columns = {}
+    for j, name in enumerate(design.names):
+        values = design.theta[:, j]
+        if varying[j]:
+            columns[("errors", j)] = np.column_stack([
+                abs_log_ratios(values, nbrs[key], design.scales[name], rows=rows)
+                for key in ("embedding", "oracle", "chance")])
+        if discrete[j]:
+            columns[("same", j)] = np.column_stack([(values[nbrs[key]] == values[where, None]).mean(axis=1)
+                                                    for key in ("embedding", "oracle")])
+    return columns
+
+
+def _chunked_columns(design: Design, n_neighbors: int, oracle_space: np.ndarray) -> Dict[str, np.ndarray]:
+    """:func:`_factor_columns` of every sound, searched in blocks of queries (above
+    EXACT_MAX_SOUNDS sounds): no n x K neighbour list is held, memory O(LARGE_BLOCK)."""
+    from gear.neighbours import iter_search
+
+    chunk = max(64, LARGE_BLOCK // n_neighbors)
+    rng, n = design.rng(_SALT_CHANCE), design.n
+    searches = zip(iter_search(design.X, n_neighbors, chunk_size=chunk, random_state=design.seed),
+                   iter_search(oracle_space, n_neighbors, chunk_size=chunk, random_state=design.seed))
+    parts = []
+    for (rows, embedding), (_, oracle) in searches:
+        draws = rng.integers(0, n - 1, (rows.size, n_neighbors))
+        nbrs = {"embedding": embedding.indices, "oracle": oracle.indices,
+                "chance": draws + (draws >= rows[:, None])}  # never self
+        parts.append(_factor_columns(design, nbrs, rows))
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _log_ratio_rows(design: Design, j: int, columns: dict, n_resamples: int) -> List[dict]:
+    name = design.names[j]
+    if ("errors", j) not in columns:
         note = f"{name} is constant on this design: no neighbour can be wrong"
         return [row(m, name, note=note) for m in ("mean_abs_log_ratio", "oracle", "chance", "normalised_score")]
-    errors = np.column_stack([abs_log_ratios(design.theta[:, j], nbrs[key], scale)
-                              for key in ("embedding", "oracle", "chance")])
+    errors = columns[("errors", j)]
     kept = errors[~np.isnan(errors).any(axis=1)]
     if kept.shape[0] < 3:
         note = f"{name}: fewer than 3 sounds with a defined log-ratio"
@@ -131,11 +177,10 @@ def _log_ratio_rows(design: Design, j: int, nbrs: dict, n_resamples: int) -> Lis
     return rows
 
 
-def _purity_rows(design: Design, j: int, nbrs: dict, n_resamples: int) -> List[dict]:
+def _purity_rows(design: Design, j: int, columns: dict, n_resamples: int) -> List[dict]:
     name = design.names[j]
     values = design.theta[:, j]
-    same = np.column_stack([(values[nbrs[key]] == values[:, None]).mean(axis=1)
-                            for key in ("embedding", "oracle")])
+    same = columns[("same", j)]
     point = same.mean(axis=0)
     ci = paired_bootstrap(same, lambda m: m, n_resamples=n_resamples, rng=design.rng(_SALT_BOOT + 100 + j))
     counts = np.unique(values, return_counts=True)[1].astype(np.float64)
@@ -181,15 +226,18 @@ def neighbour_rows(design: Design, *, n_neighbors: Optional[int] = None,
         n_neighbors = neighbour_count(design.n, neighbour_fraction)
     varying = design.varying()
     oracle_space = design.z()[:, varying] if varying.any() else design.z()
-    nbrs = {
-        "embedding": analysis.neighbour_indices(design.X, n_neighbors=n_neighbors),
-        "oracle": analysis.neighbour_indices(oracle_space, n_neighbors=n_neighbors),
-        "chance": _chance_neighbours(design.n, n_neighbors, design.rng(_SALT_CHANCE)),
-    }
+    if design.n > EXACT_MAX_SOUNDS:
+        columns = _chunked_columns(design, n_neighbors, oracle_space)
+    else:
+        columns = _factor_columns(design, {
+            "embedding": analysis.neighbour_indices(design.X, n_neighbors=n_neighbors),
+            "oracle": analysis.neighbour_indices(oracle_space, n_neighbors=n_neighbors),
+            "chance": _chance_neighbours(design.n, n_neighbors, design.rng(_SALT_CHANCE)),
+        })
     rows: List[dict] = []
     discrete = design.discrete()
     for j in range(len(design.names)):
-        rows += _log_ratio_rows(design, j, nbrs, n_resamples)
+        rows += _log_ratio_rows(design, j, columns, n_resamples)
         if discrete[j]:
-            rows += _purity_rows(design, j, nbrs, n_resamples)
+            rows += _purity_rows(design, j, columns, n_resamples)
     return rows

@@ -18,6 +18,11 @@ Mantel test). For the two CKAs the statistic is exact, while the null is compute
 embedding's first 16 principal components (exact for embeddings of at most 16 dimensions):
 with the full Gram matrices a permutation costs n^2 per pair, too slow for 45 pairs and 99
 permutations within the speed target (benchmarks/bench_metrics.py).
+
+Above 5 000 sounds (``gear.neighbours.EXACT_MAX_SOUNDS``) no n x n Gram matrix is formed: the
+CKAs use the D x D feature form (``||X'Y||_F^2``), the null features are principal-component
+scores from the D x D covariance, and the permutations are processed in blocks; the values,
+the RSA subset and the permutations drawn are those of the exact path.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from gear.errors import ParameterError
+from gear.neighbours import EXACT_MAX_SOUNDS
 
 __all__ = ["linear_cka", "debiased_cka", "rsa", "similarity_rows", "SIMILARITY_COLUMNS",
            "SIMILARITY_METRICS"]
@@ -37,6 +43,9 @@ SIMILARITY_METRICS = ("linear_cka", "debiased_cka", "rsa")
 _NULL_COMPONENTS = 16
 #: Permutations of each similarity test.
 N_PERMUTATIONS = 99
+#: Above EXACT_MAX_SOUNDS sounds, the permuted copies of a model's null features are built in
+#: blocks of at most this many values (n x 16 per permutation) instead of all 99 at once.
+PERMUTATION_BLOCK = 4_000_000
 
 
 def _centre(X) -> np.ndarray:
@@ -204,6 +213,8 @@ def similarity_rows(embeddings: Mapping[str, np.ndarray], *, n_permutations: int
     n = sizes.pop()
     rng = np.random.default_rng([random_state, 31])
     subset = np.sort(rng.choice(n, size=min(rsa_sounds, n), replace=False))
+    if n > EXACT_MAX_SOUNDS:
+        return _large_similarity_rows(centred, subset, rng, n_permutations)
     grams = {name: _Gram(X) for name, X in centred.items()}
     ranks = {}
     for name, gram in grams.items():
@@ -224,6 +235,42 @@ def similarity_rows(embeddings: Mapping[str, np.ndarray], *, n_permutations: int
         for metric in SIMILARITY_METRICS:
             rows.append({"model_a": a, "model_b": b, "metric": metric, "value": values[metric],
                          "p_value": _p_value(values[metric], nulls[metric])})
+    return rows
+
+
+def _pc_scores(X: np.ndarray) -> np.ndarray:
+    """The first principal-component scores of a centred embedding from its D x D covariance
+    (the large-n twin of :func:`_null_features`: the same subspace, no n x n Gram matrix)."""
+    if X.shape[1] <= _NULL_COMPONENTS:
+        return X
+    from scipy.sparse.linalg import eigsh
+
+    _, vectors = eigsh(X.T @ X, k=_NULL_COMPONENTS, which="LA", v0=np.ones(X.shape[1]))
+    return X @ vectors
+
+
+def _large_similarity_rows(centred: Dict[str, np.ndarray], subset: np.ndarray, rng,
+                           n_permutations: int) -> List[dict]:
+    """:func:`similarity_rows` above EXACT_MAX_SOUNDS sounds, in O(n (D + 16 c)) memory: CKA in
+    feature form (D x D cross-covariances), the nulls' permutations in blocks of c, RSA on the
+    same ``rsa_sounds`` subset. Same statistics and the same random draws as the n x n path."""
+    names = list(centred)
+    n = next(iter(centred.values())).shape[0]
+    perms = np.array([rng.permutation(n) for _ in range(n_permutations)]).reshape(-1, n)
+    perms_rsa = [rng.permutation(subset.size) for _ in range(n_permutations)]
+    ranks = {name: _distance_ranks(X[subset]) for name, X in centred.items()}
+    small = {name: _pc_scores(X) for name, X in centred.items()}
+    block = max(1, PERMUTATION_BLOCK // (n * _NULL_COMPONENTS))
+    rows = []
+    for a, b in itertools.combinations(names, 2):
+        values = {"linear_cka": linear_cka(centred[a], centred[b]), "debiased_cka": debiased_cka(centred[a], centred[b]),
+                  "rsa": float(np.vdot(ranks[a], ranks[b]) / 2.0)}
+        parts = [_cka_nulls(small[a], small[b], _permuted(small[b], perms[lo:lo + block]), perms[lo:lo + block])
+                 for lo in range(0, len(perms), block)]
+        nulls = {metric: np.concatenate([part[metric] for part in parts]) for metric in ("linear_cka", "debiased_cka")}
+        nulls["rsa"] = _permuted_ranks(ranks[b], perms_rsa) @ ranks[a].astype(np.float32).ravel() / 2.0
+        rows += [{"model_a": a, "model_b": b, "metric": metric, "value": values[metric],
+                  "p_value": _p_value(values[metric], nulls[metric])} for metric in SIMILARITY_METRICS]
     return rows
 
 

@@ -8,6 +8,7 @@ their own (``python -m gear.timbre.cli table --out OUT``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from typing import Optional, Sequence
@@ -103,6 +104,10 @@ def add_subparsers(subparsers) -> argparse.ArgumentParser:
                      help="noise levels (default: 9 log-spaced in [0.1, 10])")
     rob.add_argument("--realisations", type=int, default=5, help="noise draws per delta (default 5)")
     rob.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    rob.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the grid's (study, representation) cells as Dask tasks: tcp://HOST:PORT (an "
+                          "existing scheduler) or local:N (N local worker processes); the outputs equal a serial "
+                          "run's; OUT must be visible to the workers (they write its cache)")
     rob.set_defaults(func=run, timbre_command="robustness")
     timbre.set_defaults(func=run)
     return timbre
@@ -145,10 +150,16 @@ def run(args: argparse.Namespace) -> int:
             say(f"{len(rows)} values in {time.perf_counter() - t0:.1f} s")
             outputs = ("rank_metrics.csv",)
         elif args.timbre_command == "robustness":
-            rows, auc = st.robustness_study(
-                noise=args.noise, deltas=args.deltas, n_realisations=args.realisations, seed=args.seed,
-                **selection, **common,
-            )
+            with contextlib.ExitStack() as stack:
+                client = None
+                if args.scheduler:
+                    from gear.distributed import client_for
+
+                    client = stack.enter_context(client_for(args.scheduler))
+                rows, auc = st.robustness_study(
+                    noise=args.noise, deltas=args.deltas, n_realisations=args.realisations, seed=args.seed,
+                    client=client, **selection, **common,
+                )
             say(f"{len(rows)} exact fits ({args.noise} noise) in {time.perf_counter() - t0:.1f} s")
             outputs = ("robustness.csv", "robustness_auc.csv", "robustness.json", "robustness.html")
         else:  # pragma: no cover - argparse enforces the choice

@@ -490,13 +490,16 @@ def _run_grid(
     noun: str,
     progress: Optional[Callable[[str], None]],
     describe: Callable[[tuple, object], str],
+    client=None,
 ) -> Dict[tuple, object]:
     """The one cache -> parallel loop of the timbre studies.
 
     ``func(**kwargs)`` must be a pure function of its arguments: its results are cached by
     content hash with :class:`joblib.Memory` under ``cache_dir`` (atomic writes, so an
     interrupted run resumes), and the calls not in the cache run in ``n_jobs`` joblib
-    workers. Returns ``{key: result}`` for every job.
+    workers, or as one task each on the Dask ``client`` (:func:`gear.distributed.run_tasks`;
+    the workers write the same cache, so ``cache_dir`` must be a path they see). Returns
+    ``{key: result}`` for every job.
     """
     from joblib import Memory, Parallel, delayed
 
@@ -507,6 +510,16 @@ def _run_grid(
     results = {k: cached(**kw) for k, kw in hits}
     if progress and hits:
         progress(f"{len(hits)} {noun} found in the cache, {len(todo)} to run")
+    if client is not None:
+        from gear.distributed import run_tasks
+
+        def done(key, out):
+            if progress:
+                progress(describe(key, out))
+
+        results.update(run_tasks(cached, {k: () for k, _ in todo}, client, prefix="gear-timbre",
+                                 on_result=done, kwargs={k: kw for k, kw in todo}, match_threads=True))
+        return results
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     for key, out in parallel(delayed(_keyed)(cached, k, kw) for k, kw in todo):
         results[key] = out
@@ -550,6 +563,7 @@ def _study_grid(
     noun: str,
     describe: Callable[[tuple, object], str],
     progress=None,
+    client=None,
 ) -> _Grid:
     """The one select -> load -> cache -> parallel loop of every timbre study.
 
@@ -564,7 +578,7 @@ def _study_grid(
     objs, feats = _grid_features(studies, reps, source)
     jobs = make_jobs(studies, reps, objs, feats)
     results = _run_grid(func, jobs, cache_dir=out_dir / "cache", n_jobs=n_jobs, noun=noun,
-                        progress=progress, describe=describe)
+                        progress=progress, describe=describe, client=client)
     return _Grid(studies, reps, labels, objs, results)
 
 
@@ -781,6 +795,7 @@ def robustness_study(
     n_jobs: int = 1,
     include_unaligned: bool = False,
     progress: Optional[Callable[[str], None]] = None,
+    client=None,
 ) -> Tuple[List[dict], List[dict]]:
     """Robustness of the learned metric to noisy ratings (Pascal & Lagrange 2024).
 
@@ -796,6 +811,9 @@ def robustness_study(
     ``robustness.json`` (metadata: convention, deltas, seed) and ``robustness.html``
     (interactive Plotly curves, plotly.js embedded, ``delta_bar = 0.1 sqrt(m_subjects)``
     marked), caching each (study, representation) under ``<out_dir>/cache/``.
+
+    ``client`` (a ``distributed.Client``, optional) runs each (study, representation) cell of
+    the grid as one Dask task instead of ``n_jobs`` joblib workers; the outputs are the same.
 
     Returns
     -------
@@ -822,7 +840,7 @@ def robustness_study(
         robustness_curves, make_jobs, out_dir=out_dir, studies=studies, representations=representations,
         zoo=zoo, data_dir=data_dir, models_dir=models_dir, include_unaligned=include_unaligned, n_jobs=n_jobs,
         noun="(study, representation) curves", describe=lambda k, o: f"{k[0]:24s} {k[1]:18s} AUC = {auc(o):.3f}",
-        progress=progress,
+        progress=progress, client=client,
     )
     studies, reps, labels, objs = g.studies, g.reps, g.labels, g.objs
     rows = [

@@ -29,7 +29,8 @@ import numpy as np
 
 from gear.errors import ParameterError
 
-__all__ = ["CONNECT_TIMEOUT_S", "client_for", "analyse_many", "submit_analysis", "run_tasks"]
+__all__ = ["CONNECT_TIMEOUT_S", "TaskRerunWarning", "client_for", "analyse_many", "submit_analysis", "run_tasks",
+           "report_reruns"]
 
 #: Seconds to wait for a scheduler before the address is reported unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -219,7 +220,35 @@ def run_tasks(function: Callable, jobs: Mapping[Hashable, tuple], client=None, *
         results[keys[future.key][0]] = result
         if on_result is not None:
             on_result(keys[future.key][0], result)
+    report_reruns(client, [f for _, f in keys.values()], what=prefix)
     return {key: results[key] for key in jobs}
+
+
+class TaskRerunWarning(UserWarning):
+    """Some Dask tasks were rerun because the worker running them died (their results are the
+    reruns'; nothing is lost)."""
+
+
+def _suspicious(keys, dask_scheduler=None):
+    """On the scheduler: ``{key: times its worker died while running it}`` for ``keys``."""
+    tasks = dask_scheduler.tasks
+    return {key: tasks[key].suspicious for key in keys if key in tasks and tasks[key].suspicious}
+
+
+def report_reruns(client, futures, *, what: str) -> Dict[str, int]:
+    """Warn (:class:`TaskRerunWarning`) about the tasks of ``futures`` (still held, so still known
+    to the scheduler) that the scheduler reran after their worker died; ``{key: deaths}``."""
+    try:
+        reruns = client.run_on_scheduler(_suspicious, [f.key for f in futures])
+    except Exception as error:  # a report only: a scheduler that cannot answer does not fail the run
+        warnings.warn(f"could not ask the Dask scheduler which {what} tasks were rerun: {error}", TaskRerunWarning,
+                      stacklevel=2)
+        return {}
+    if reruns:
+        listed = ", ".join(f"{key} ({count}x)" for key, count in sorted(reruns.items()))
+        warnings.warn(f"{len(reruns)} {what} task(s) were rerun on another worker after their worker died: {listed}",
+                      TaskRerunWarning, stacklevel=2)
+    return reruns
 
 
 def submit_analysis(client, name: str, embedding: EmbeddingLike, tone_set, config=None, description: str = "", *,

@@ -340,6 +340,9 @@ def _dask_stream(client, source, tone_set, padding, todo, call_size):
                              key=f"gear-embed-{source.name}-{start}-{stop}-{token}") for start, stop in todo]
     for future in as_completed(futures):
         yield future.result()
+    from gear.distributed import report_reruns
+
+    report_reruns(client, futures, what=f"{source.name} embedding")
 
 
 def _cached(cache: Optional[EmbeddingCache], plan, out: np.ndarray) -> List[Tuple[int, int]]:

@@ -519,7 +519,13 @@ def stage_embedding(store, spec, name: str, run, config: GearConfig, tone_set, *
         analysed = submit_analysis(client, name, run.embedding, tone_set, config, description)
 
     def stage():
-        result = analysed if client is None else analysed.result()
+        if client is None:
+            result = analysed
+        else:
+            from gear.distributed import report_reruns
+
+            result = analysed.result()
+            report_reruns(client, [analysed], what=f"{name} analysis")
         result.warnings = list(result.warnings) + run.notes
         result.flags = list(run.flags)
         provenance = {"kind": REGISTRY, "model": spec.name, "weights": str(status.where)}

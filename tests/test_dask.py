@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,34 @@ def test_serial_analyse_many_is_pipeline_analysis():
 
 RUN = ["--models", "mfcc", "logmel", "--n-alpha", "20", "--n-r", "20", "--isomap-neighbors", "30", "--neighbors", "10",
        "--n-bootstrap", "200", "--batch-size", "8", "-q"]
+
+
+@pytest.mark.slow
+def test_a_task_rerun_after_its_worker_died_is_reported():
+    """A worker killed while it runs a task: the scheduler reruns the task on the survivor, the
+    results are complete, and the rerun is reported (TaskRerunWarning naming the task); a run with
+    no death reports nothing."""
+    with _real_cluster() as (client, workers, _):
+        jobs = {i: (3.0,) for i in range(2)}  # time.sleep(3): long enough to be killed while running
+        with warnings.catch_warnings(record=True) as quiet:
+            warnings.simplefilter("always")
+            assert gd.run_tasks(time.sleep, {0: (0.1,)}, client, prefix="nap") == {0: None}
+        assert not [w for w in quiet if issubclass(w.category, gd.TaskRerunWarning)]
+        outcome, caught = {}, []
+
+        def target():
+            with warnings.catch_warnings(record=True) as recorded:
+                warnings.simplefilter("always")
+                outcome.update(gd.run_tasks(time.sleep, jobs, client, prefix="nap"))
+            caught.extend(recorded)
+
+        runner = threading.Thread(target=target)
+        runner.start()
+        victim = _kill_a_busy_worker(client, workers)
+        runner.join(timeout=120)
+        assert not runner.is_alive() and outcome == {0: None, 1: None}, victim
+    reruns = [str(w.message) for w in caught if issubclass(w.category, gd.TaskRerunWarning)]
+    assert len(reruns) == 1 and "1 nap task(s) were rerun" in reruns[0] and "(1x)" in reruns[0], reruns
 
 
 @pytest.mark.slow

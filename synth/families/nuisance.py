@@ -29,6 +29,9 @@ NUISANCE_FACTORS = (
 _NAMES = tuple(f.name for f in NUISANCE_FACTORS)
 
 
+#: Rows quantised at once (their float64 steps stay in cache instead of a whole float64 copy of the batch).
+_QUANTISE_ROWS = 64
+
 class Nuisance(Family):
     """Nuisance deformations (Deng, Wang, Richard & McFee, ICASSP 2025) of another family's tones
     (option ``base``, default ``harmonic``: the paper's 64 ms tones; ``base_options`` passes its
@@ -98,9 +101,12 @@ class Nuisance(Family):
         # peak * gain / max, times 2^(b-1) (a power of two: the product is exact), then rounding
         levels = 2.0 ** (np.asarray(table["bit_depth"], dtype=np.float64) - 1.0)
         scale = (self.options["peak"] * 10.0 ** (table["gain_db"] / 20.0)) / maxima * levels
-        steps = np.multiply(wet, scale[:, None], dtype=np.float64)
-        np.rint(steps, out=steps)
-        out = np.multiply(steps, 1.0 / levels[:, None], dtype=np.float32)  # k / 2^(b-1): exact in float32
+        out = np.empty(wet.shape, dtype=np.float32)
+        for start in range(0, wet.shape[0], _QUANTISE_ROWS):  # float64 steps a block of rows at a time
+            rows = slice(start, start + _QUANTISE_ROWS)
+            steps = np.multiply(wet[rows], scale[rows, None], dtype=np.float64)
+            np.rint(steps, out=steps)
+            np.multiply(steps, 1.0 / levels[rows, None], out=out[rows], casting="same_kind")  # k / 2^(b-1): exact
         return np.clip(out, -1.0, 1.0, out=out)
 
     @staticmethod

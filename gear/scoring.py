@@ -67,7 +67,7 @@ LEADERBOARD_COLUMNS = (
 
 
 def _key(embedding: np.ndarray, settings: dict) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(embedding).tobytes())
+    digest = hashlib.sha256(memoryview(np.ascontiguousarray(embedding)).cast("B"))  # the bytes, without a copy
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -202,9 +202,8 @@ def unit_sensitivity_section(store, tone_set) -> Optional[str]:
     """The report's "causes beside nuisances" table of every stored model (None without models)."""
     from gear.report import unit_sensitivity_section as render_section
 
-    embeddings = _verified_embeddings(store)
     rows = {name: stored_unit_sensitivity(store, name, tone_set, embedding=embedding)
-            for name, embedding in embeddings.items()}
+            for name, embedding in _iter_verified_embeddings(store)}  # one embedding in memory at a time
     if not any(rows.values()):
         return None
     _, _, labels, roles = pipeline.factor_units(tone_set)
@@ -224,19 +223,25 @@ def _score_model(name, embedding, theta, grid_index, factor_arguments, random_st
 
 def _verified_embeddings(store) -> Dict[str, np.ndarray]:
     """Every stored embedding that passes its checksum (a corrupt one is left out, with a warning)."""
+    return dict(_iter_verified_embeddings(store))
+
+
+def _iter_verified_embeddings(store):
+    """``(name, embedding)`` of each stored embedding that passes its checksum, loaded one at a
+    time (a corrupt one is left out, with a warning)."""
     import warnings
 
     from gear.store import CorruptEntryError, CorruptEntryWarning
 
-    embeddings = {}
     for name in store.names():
         if not (store.folder(name) / "embedding.npy").exists():
             continue
         try:
-            embeddings[name] = store.load_embedding(name)
+            embedding = store.load_embedding(name)
         except CorruptEntryError as error:
-            warnings.warn(str(error), CorruptEntryWarning, stacklevel=3)
-    return embeddings
+            warnings.warn(str(error), CorruptEntryWarning, stacklevel=4)
+            continue
+        yield name, embedding
 
 
 def _score_similarity(store, settings: dict) -> None:

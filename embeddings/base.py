@@ -24,7 +24,7 @@ import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 from embeddings.errors import EmbeddingError
 
@@ -106,11 +106,16 @@ class ModelSpec:
         Part of the default ``gear run`` when it can run here.
     load_kwargs : tuple of (str, object)
         Extra keyword arguments of the adapter's ``load_model``.
-    layers : tuple of str
+    layers : tuple of str, or callable(weights_path) -> tuple of str
         Named layers of the loaded model that ``gear run --layers`` can probe, ordered by depth
-        (first = closest to the audio): each a key of the model's ``taps`` (identity modules
-        the adapter's forward pass runs its intermediate outputs through) or a sub-module path
-        (``model.get_submodule(name)``). Empty: the model has no probed layers.
+        (first = closest to the audio): each a path in the model's ``taps`` (identity modules
+        the adapter's forward pass runs its intermediate outputs through, in GEAR's layout) or a
+        sub-module path (``model.get_submodule(name)``). Empty: the model has no probed layers.
+        A callable reads them from the weights' configuration at the path ``find_weights`` gives
+        (checkpoints of one architecture differ in depth); see :meth:`layer_names`.
+    layer_branches : bool
+        The model joins several networks: a layer's branch is its name up to the first ``"."``
+        and its depth counts within that branch (GURA: ``hubert.*``, ``wav2vec2.*``, ``crepe.*``).
     """
 
     name: str
@@ -120,7 +125,24 @@ class ModelSpec:
     find_weights: Optional[Callable[[Optional[Path]], WeightsStatus]] = None
     default: bool = False
     load_kwargs: Tuple[Tuple[str, object], ...] = ()
-    layers: Tuple[str, ...] = ()
+    layers: Union[Tuple[str, ...], Callable[[Path], Tuple[str, ...]]] = ()
+    layer_branches: bool = False
+
+    def layer_names(self, models_dir_path: Optional[Path] = None) -> Tuple[str, ...]:
+        """The probed layers, by depth (:attr:`layers`, read from the weights when it is callable).
+
+        Raises
+        ------
+        EmbeddingError
+            The layers depend on weights that are not on this machine, or cannot be read.
+        """
+        if not callable(self.layers):
+            return tuple(self.layers)
+        status = self.weights(models_dir_path)
+        if not status.available:
+            raise EmbeddingError(f"model {self.name!r}: its layers are read from its weights, which are not "
+                                 f"here ({status.where})")
+        return tuple(self.layers(Path(status.where)))
 
     def missing_requirements(self) -> Tuple[str, ...]:
         """Import names in :attr:`requires` (and the adapter module) that cannot be found here."""

@@ -47,6 +47,14 @@ Framing and padding:
   tones (1 024 samples, 7 frames) are thus padded for BYOL-S, not for Hybrid BYOL-S.
 * timestamp embeddings: serab-byols' framing (as hear-baseline): 1 s frames centred every
   50 ms, at ``0, 50, ...`` ms, ``1 + n_samples // 800`` frames, zeros outside the sound.
+
+Layers (``gear run --layers``), tapped in GEAR's layout ``(sounds, channels, time, mel)``:
+
+* BYOL-S (AudioNTT2020): ``block1`` .. ``block3``, the three (conv, batch norm, ReLU, 2x2 max-pool)
+  blocks (64 channels x 32 / 16 / 8 mel bins after the time mean: 2 048 / 1 024 / 512 values), and
+  ``fc``, the two-layer MLP's output per frame (2 048; the embedding is its mean + max over time);
+* Hybrid BYOL-S (CvT): ``stage1`` .. ``stage3``, each stage's convolutional embedding and
+  transformer block (64 x 16, 256 x 8, 512 x 4 mel positions: 1 024 / 2 048 / 2 048 values).
 """
 from __future__ import annotations
 
@@ -63,10 +71,13 @@ import torch.nn.functional as F
 
 from embeddings.audio import as_audio_batch
 from embeddings.errors import EmbeddingError
+from embeddings.hear_model import make_taps
 
 __all__ = [
     "SAMPLE_RATE",
     "MODEL_NAMES",
+    "AUDIONTT_LAYERS",
+    "CVT_LAYERS",
     "NORMALIZATIONS",
     "LogMelSpectrogram",
     "AudioNTT2020",
@@ -90,6 +101,9 @@ TIMESTAMP_FRAME_MS = 1000.0
 TIMESTAMP_HOP_MS = 50.0
 
 MODEL_NAMES = ("cvt", "default")
+#: The probed layers of each encoder, by depth (module doc).
+AUDIONTT_LAYERS = ("block1", "block2", "block3", "fc")
+CVT_LAYERS = ("stage1", "stage2", "stage3")
 NORMALIZATIONS = ("batch", "sound")
 
 
@@ -155,6 +169,7 @@ class AudioNTT2020(torch.nn.Module):
                 torch.nn.MaxPool2d(2, stride=2),
             ]
         self.features = torch.nn.Sequential(*blocks)
+        self.taps = make_taps(AUDIONTT_LAYERS)  # read by `gear run --layers` (module doc)
         self.fc = torch.nn.Sequential(
             torch.nn.Linear(64 * (n_mels // 8), d),
             torch.nn.ReLU(),
@@ -166,8 +181,12 @@ class AudioNTT2020(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, 1, mel, time) normalised log-mel -> (batch, d) embedding."""
-        x = self.features(x).permute(0, 3, 2, 1)  # (batch, time, mel, channel)
+        for k in range(3):  # three (conv, BN, ReLU, max-pool) blocks
+            x = self.features[4 * k:4 * k + 4](x)
+            self.taps[f"block{k + 1}"](x.transpose(2, 3))  # tapped as (batch, channel, time, mel)
+        x = x.permute(0, 3, 2, 1)  # (batch, time, mel, channel)
         x = self.fc(x.reshape(x.shape[0], x.shape[1], -1))
+        self.taps["fc"](x.transpose(1, 2))  # (batch, d, time)
         return x.mean(dim=1) + x.amax(dim=1)
 
 
@@ -307,10 +326,13 @@ class CvT(torch.nn.Module):
             ))
             dim = stage["emb_dim"]
         self.layers = torch.nn.Sequential(*layers)
+        self.taps = make_taps(tuple(f"stage{k}" for k in range(1, len(layers) + 1)))  # `gear run --layers`
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, 1, mel, time) normalised log-mel -> (batch, dim) embedding."""
-        x = self.layers(x)
+        for k, stage in enumerate(self.layers, start=1):
+            x = stage(x)
+            self.taps[f"stage{k}"](x.transpose(2, 3))  # tapped as (batch, channel, time, mel)
         if self.pool == "mean":
             return x.mean(dim=(2, 3))
         x = x.permute(0, 3, 2, 1)  # (batch, time, mel, channel)
@@ -414,6 +436,7 @@ class BYOLSEmbedding(torch.nn.Module):
             raise EmbeddingError(f"chunk_sounds must be a positive integer, got {chunk_sounds!r}")
         self.frontend = LogMelSpectrogram()
         self.encoder = encoder
+        self.taps = encoder.taps
         self.model_name = model_name
         self.scene_embedding_size = int(embedding_size)
         self.timestamp_embedding_size = int(embedding_size)

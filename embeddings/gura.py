@@ -30,6 +30,12 @@ Weights (local only): ``load_model(folder)`` takes a folder with one Hugging Fac
 of ``model_type`` "hubert" and one of "wav2vec2" (e.g. ``<models-dir>/gura/hubert-xlarge-ll60k/``
 and ``<models-dir>/gura/wav2vec2-large-960h-lv60-self/``), or their paths as ``hubert_path`` /
 ``wav2vec2_path``; the two must have the same feature-encoder geometry.
+
+Layers (``gear run --layers``): three branches, each by depth: ``hubert.conv1`` ..
+``hubert.transformer48`` and ``wav2vec2.conv1`` .. ``wav2vec2.transformer24`` (the backbones'
+convolutions and transformer layers, :func:`embeddings.wav2vec2.tap_backbone`) and ``crepe.conv1``
+.. ``crepe.conv5`` (:mod:`embeddings.crepe`'s blocks, on the 250 ms-hop frames of the scene
+embedding); their numbers are read from the two ``config.json`` files (:func:`layer_names`).
 """
 from __future__ import annotations
 
@@ -45,8 +51,10 @@ from embeddings.audio import as_audio_batch
 from embeddings.wav2vec2 import (
     frame_geometry,
     frame_timestamps_ms,
+    layer_names as backbone_layer_names,
     load_backbone,
     pad_to_receptive_field,
+    tap_backbone,
 )
 from embeddings.errors import EmbeddingError
 
@@ -56,6 +64,7 @@ __all__ = [
     "SCENE_HOP_SAMPLES",
     "GURAFusion",
     "fuse",
+    "layer_names",
     "load_model",
     "get_scene_embeddings",
     "get_timestamp_embeddings",
@@ -111,6 +120,9 @@ class GURAFusion(torch.nn.Module):
         self.timestamp_embedding_size = 3 * self.width
         self.receptive_field, self.stride = geometry
         self.weights_dirs = ("", "")
+        # read by `gear run --layers` (module doc): one branch per network
+        self.taps = torch.nn.ModuleDict({"hubert": tap_backbone(hubert), "wav2vec2": tap_backbone(wav2vec2),
+                                         "crepe": crepe.taps})
 
     def forward(self, audio: torch.Tensor, hop_samples: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three raw feature streams.
@@ -202,6 +214,24 @@ def _find_backbones(folder: Path) -> Tuple[Optional[Path], Optional[Path]]:
             )
     return (found["hubert"][0] if found["hubert"] else None,
             found["wav2vec2"][0] if found["wav2vec2"] else None)
+
+
+def layer_names(model_file_path) -> Tuple[str, ...]:
+    """The probed layers of the GURA folder ``model_file_path``, from its two ``config.json`` files:
+    ``hubert.*``, ``wav2vec2.*`` (:func:`embeddings.wav2vec2.layer_names`), ``crepe.conv1`` .. ``conv5``.
+
+    Raises
+    ------
+    EmbeddingError
+        The folder lacks a HuBERT or a wav2vec2 model folder, or a ``config.json`` cannot be read.
+    """
+    hubert, wav2vec2 = _find_backbones(Path(os.fspath(model_file_path)))
+    if hubert is None or wav2vec2 is None:
+        raise EmbeddingError(f"{str(model_file_path)!r} needs a HuBERT and a wav2vec2 model folder to list GURA's "
+                             f"layers; put hubert-xlarge-ll60k/ and wav2vec2-large-960h-lv60-self/ in it")
+    return (tuple(f"hubert.{n}" for n in backbone_layer_names(hubert))
+            + tuple(f"wav2vec2.{n}" for n in backbone_layer_names(wav2vec2))
+            + tuple(f"crepe.conv{k}" for k in range(1, 6)))
 
 
 def load_model(

@@ -42,6 +42,12 @@ zeros outside the sound):
 All windows of all sounds go through the network together, ``chunk_frames`` at a time, under
 ``torch.inference_mode``. Every window is normalised on its own (dB relative to its own
 maximum) and the batch norms use stored statistics, so embeddings do not depend on the batch.
+
+Layers (``gear run --layers``, :data:`LAYERS`): ``conv2d_1`` .. ``conv2d_7``, each convolution's
+activation after its batch norm and ReLU (before the max-pool of the even ones), and
+``audio_embedding_layer``, the last convolution's output before the pooling that makes the
+embedding. For mel256 each gives 16 384 values per window after the time mean (64 x 256, 128 x
+128, 256 x 64, 512 x 32 channels x mel bins).
 """
 from __future__ import annotations
 
@@ -60,9 +66,11 @@ import torch.nn.functional as F
 
 from embeddings.audio import as_audio_batch
 from embeddings.errors import EmbeddingError
+from embeddings.hear_model import make_taps
 
 __all__ = [
     "SAMPLE_RATE",
+    "LAYERS",
     "WINDOW_SAMPLES",
     "INPUT_REPRS",
     "CONTENT_TYPES",
@@ -105,6 +113,10 @@ _CONVS = (
     ("conv2d_7", 256, 512),
     ("audio_embedding_layer", 512, 512),
 )
+#: The probed layers (``gear run --layers``), by depth: each Keras convolution's activation (after its
+#: batch norm and ReLU, before any max-pool; ``audio_embedding_layer``: the convolution's output,
+#: before the pooling that makes the embedding), tapped as (frames, channels, time, frequency).
+LAYERS = tuple(name for name, _, _ in _CONVS)
 _BN_EPS = 1e-3  # Keras BatchNormalization default, used by openl3
 _AMIN = 1e-10
 _DYNAMIC_RANGE_DB = 80.0
@@ -236,6 +248,7 @@ class OpenL3Embedding(torch.nn.Module):
         for index, (name, n_in, n_out) in enumerate(_CONVS, start=1):
             setattr(self, f"batch_normalization_{index}", torch.nn.BatchNorm2d(n_in, eps=_BN_EPS, momentum=0.01))
             setattr(self, name, torch.nn.Conv2d(n_in, n_out, kernel_size=3, padding=1))
+        self.taps = make_taps(LAYERS)  # read by `gear run --layers` (module doc)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Embed 1 s frames.
@@ -268,8 +281,10 @@ class OpenL3Embedding(torch.nn.Module):
                 x = self.batch_normalization_1(x)
             x = getattr(self, name)(x)
             if name == "audio_embedding_layer":
+                self.taps[name](x.transpose(2, 3))
                 break
             x = F.relu(getattr(self, f"batch_normalization_{index + 1}")(x))
+            self.taps[name](x.transpose(2, 3))  # tapped as (frames, channels, time, frequency)
             if index in (2, 4, 6):
                 x = F.max_pool2d(x, kernel_size=2, stride=2)
         x = F.max_pool2d(x, kernel_size=self.pool_size, stride=self.pool_size)

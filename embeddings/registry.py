@@ -5,6 +5,8 @@ package and follow the HEAR 2021 API (see :mod:`embeddings.base`).
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import importlib.util
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -49,9 +51,22 @@ def _in_models_dir(*candidates: str):
     return find
 
 
+@dataclasses.dataclass(frozen=True)
+class _LayersFrom:
+    """``ModelSpec.layers`` read from the weights by ``MODULE.layer_names(weights_path)`` (imported
+    only when asked: the registry stays light)."""
+
+    module: str
+
+    def __call__(self, weights_path: Path):
+        return importlib.import_module(self.module).layer_names(weights_path)
+
+
 #: CREPE's five convolutional blocks (convolution, ReLU, batch norm, max-pool), as tapped by
 #: :class:`embeddings.crepe.CrepeEmbedding` (``conv5`` is the embedding, flattened).
 _CREPE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+#: OpenL3's Keras convolutions (:data:`embeddings.openl3.LAYERS`).
+_OPENL3_LAYERS = tuple(f"conv2d_{k}" for k in range(1, 8)) + ("audio_embedding_layer",)
 
 _SPECS: List[ModelSpec] = [
     ModelSpec(
@@ -186,6 +201,7 @@ _SPECS: List[ModelSpec] = [
         ),
         default=False,
         load_kwargs=(("input_repr", "mel256"), ("embedding_size", 6144)),
+        layers=_OPENL3_LAYERS,
     ),
     ModelSpec(
         name="openl3-512",
@@ -200,6 +216,7 @@ _SPECS: List[ModelSpec] = [
         ),
         default=False,
         load_kwargs=(("input_repr", "mel256"), ("embedding_size", 512)),
+        layers=_OPENL3_LAYERS,
     ),
     ModelSpec(
         name="openl3-env",
@@ -214,6 +231,7 @@ _SPECS: List[ModelSpec] = [
         ),
         default=False,
         load_kwargs=(("input_repr", "mel256"), ("embedding_size", 6144)),
+        layers=_OPENL3_LAYERS,
     ),
     ModelSpec(
         name="hybrid-byols",
@@ -227,6 +245,7 @@ _SPECS: List[ModelSpec] = [
         ),
         default=False,
         load_kwargs=(("model_name", "cvt"),),
+        layers=("stage1", "stage2", "stage3"),
     ),
     ModelSpec(
         name="byols",
@@ -238,6 +257,7 @@ _SPECS: List[ModelSpec] = [
         find_weights=_in_models_dir("byols/default2048_BYOLAs64x96-2105311814-e100-bs256-lr0003-rs42.pth"),
         default=False,
         load_kwargs=(("model_name", "default"),),
+        layers=("block1", "block2", "block3", "fc"),
     ),
     ModelSpec(
         name="wav2vec2",
@@ -250,6 +270,7 @@ _SPECS: List[ModelSpec] = [
             "wav2vec2/wav2vec2-large-100k-voxpopuli/config.json", "wav2vec2/config.json"
         ),
         default=False,
+        layers=_LayersFrom("embeddings.wav2vec2"),
     ),
     ModelSpec(
         name="gura-fusion-cat-xwc",
@@ -260,6 +281,8 @@ _SPECS: List[ModelSpec] = [
         requires=("torch", "transformers", "torchcrepe"),
         find_weights=_in_models_dir("gura"),
         default=False,
+        layers=_LayersFrom("embeddings.gura"),
+        layer_branches=True,
     ),
 ]
 

@@ -29,6 +29,15 @@ covers samples ``[S k, S k + R)`` and its timestamp is its centre ``(S k + R / 2
 (12.5, 32.5, ... ms, as hearbaseline). Sounds shorter than ``R`` samples are zero-padded
 symmetrically to ``R`` (``(R - n) // 2`` zeros before); GEAR's 64 ms tones (1 024 samples,
 2 frames) are not padded. Scene embedding: mean of the timestamp embeddings (hearbaseline).
+
+Layers (``gear run --layers``): ``conv1`` .. ``convN`` (the feature encoder's convolutions,
+``(sounds, channels, frames)``) and ``transformer1`` .. ``transformerL`` (each transformer layer's
+output, ``(sounds, frames, hidden)``, passed to the tap as ``(sounds, hidden, frames)``), read by
+forward hooks on the backbone (:func:`tap_backbone`); the large models have 7 and 24. The last
+layer's output is taken before the encoder's final layer norm (large models), so
+``transformerL`` is the last hidden state up to that norm and hearbaseline's batch-wide output
+norm. The input waveforms are layer-normalised as for the embedding, so with the default
+``normalization="batch"`` every layer depends on the batch as the embedding does.
 """
 from __future__ import annotations
 
@@ -43,6 +52,7 @@ import torch.nn.functional as F
 
 from embeddings.audio import as_audio_batch
 from embeddings.errors import EmbeddingError
+from embeddings.hear_model import make_taps
 
 __all__ = [
     "SAMPLE_RATE",
@@ -51,6 +61,8 @@ __all__ = [
     "resolve_model_dir",
     "load_backbone",
     "frame_geometry",
+    "layer_names",
+    "tap_backbone",
     "load_model",
     "get_scene_embeddings",
     "get_timestamp_embeddings",
@@ -174,6 +186,54 @@ def frame_geometry(config) -> Tuple[int, int]:
     return receptive, stride
 
 
+def _backbone_layers(conv_dim, num_hidden_layers) -> Tuple[str, ...]:
+    return (tuple(f"conv{k}" for k in range(1, len(conv_dim) + 1))
+            + tuple(f"transformer{k}" for k in range(1, int(num_hidden_layers) + 1)))
+
+
+def layer_names(model_file_path) -> Tuple[str, ...]:
+    """The probed layers of the checkpoint in a Hugging Face folder (or a file in it), from its
+    ``config.json`` alone: ``conv1`` .. ``convN``, ``transformer1`` .. ``transformerL``.
+
+    Raises
+    ------
+    EmbeddingError
+        The folder or its ``config.json`` cannot be read.
+    """
+    config_file = resolve_model_dir(model_file_path) / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+        return _backbone_layers(config["conv_dim"], config["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EmbeddingError(f"cannot read the layers of {config_file}: {exc!r}") from None
+
+
+class _ToTap:
+    """A backbone module's forward hook that runs its output through a tap, in GEAR's layout."""
+
+    def __init__(self, tap: torch.nn.Module, *, frames_first: bool):
+        self.tap = tap
+        self.frames_first = frames_first
+
+    def __call__(self, _module, _inputs, output) -> None:
+        x = output[0] if isinstance(output, tuple) else output
+        self.tap(x.transpose(1, 2) if self.frames_first else x)  # returns None: the output is unchanged
+
+
+def tap_backbone(backbone) -> torch.nn.ModuleDict:
+    """Identity taps (:func:`embeddings.hear_model.make_taps`) fed by forward hooks on a wav2vec2 /
+    HuBERT backbone: ``convK`` gets the K-th feature-encoder convolution's output ``(rows,
+    channels, frames)``; ``transformerK`` the K-th transformer layer's, as ``(rows, hidden, frames)``.
+    """
+    config = backbone.config
+    taps = make_taps(_backbone_layers(config.conv_dim, config.num_hidden_layers))
+    for k, conv in enumerate(backbone.feature_extractor.conv_layers, start=1):
+        conv.register_forward_hook(_ToTap(taps[f"conv{k}"], frames_first=False))
+    for k, layer in enumerate(backbone.encoder.layers, start=1):
+        layer.register_forward_hook(_ToTap(taps[f"transformer{k}"], frames_first=True))
+    return taps
+
+
 def _do_normalize(folder: Path, config) -> bool:
     preprocessor = folder / "preprocessor_config.json"
     if preprocessor.is_file():
@@ -230,6 +290,7 @@ class Wav2Vec2Embedding(torch.nn.Module):
         self.timestamp_embedding_size = int(backbone.config.hidden_size)
         self.receptive_field, self.stride = frame_geometry(backbone.config)
         self.weights_dir = ""
+        self.taps = tap_backbone(backbone)  # read by `gear run --layers` (module doc)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """(n_sounds, n_samples) -> (n_sounds, n_frames, hidden_size), normalised as configured."""

@@ -4,11 +4,17 @@ read by forward hooks during the normal embedding pass, stored as results ``MODE
 Which layers
 ------------
 A registered model lists its probed layers in :attr:`embeddings.base.ModelSpec.layers`, ordered
-by depth (1 = closest to the audio): a key of the model's ``taps`` (identity modules the
-adapter's forward pass runs its intermediate outputs through, :func:`embeddings.hear_model.make_taps`)
-or a sub-module path (``model.get_submodule``). Today: ``naive`` (power spectrum, log-mel,
-projection), ``crepe-full`` / ``crepe-tiny`` (the five convolutional blocks) and ``aisfx``
-(``net.conv_block1`` .. ``net.conv_block4``). Models whose network does not run as torch modules
+by depth (1 = closest to the audio): a path in the model's ``taps`` (identity modules the
+adapter's forward pass runs its intermediate outputs through, :func:`embeddings.hear_model.make_taps`,
+nested ``ModuleDict`` s for a model of several networks) or a sub-module path (``model.get_submodule``).
+The list is a tuple, or a function of the weights' path when checkpoints of one architecture differ
+in depth (wav2vec2, GURA: read from ``config.json``). Today: ``naive`` (power spectrum, log-mel,
+projection), ``crepe-full`` / ``crepe-tiny`` (the five convolutional blocks), ``aisfx``
+(``net.conv_block1`` .. ``net.conv_block4``), the OpenL3 variants (the eight Keras convolutions),
+``byols`` (three conv blocks and the MLP), ``hybrid-byols`` (three CvT stages), ``wav2vec2`` (the
+feature encoder's convolutions and every transformer layer) and ``gura-fusion-cat-xwc`` (the same
+for its HuBERT and wav2vec2 backbones, and its CREPE blocks: three branches, ``spec.layer_branches``,
+each with its own depth, :func:`layer_depths`). Models whose network does not run as torch modules
 (the DSP representations, YAMNet's TFLite interpreter, musicnn's TensorFlow session, ...) have no
 layers: asking for them is a :class:`gear.errors.ParameterError`.
 
@@ -67,7 +73,7 @@ import numpy as np
 from gear.errors import ParameterError, lower_layer_errors
 from gear.files import atomic_write_text
 
-__all__ = ["POOLING_VERSION", "LayerRecorder", "LayeredRun", "select_layers", "layer_modules", "pool_output",
+__all__ = ["POOLING_VERSION", "LayerRecorder", "LayeredRun", "select_layers", "layer_depths", "layer_modules", "pool_output",
            "embed_layers", "layer_entries", "layers_section"]
 
 #: Version of the pooling rule above (part of the layer caches' key).
@@ -76,13 +82,15 @@ _LAYER_FILE = "layer.json"
 
 
 # ----------------------------------------------------------------------------- which layers
-def select_layers(spec, layers: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+def select_layers(spec, layers: Union[str, Sequence[str]], *, models_dir=None) -> Tuple[str, ...]:
     """The layers of ``spec`` that ``layers`` names (``"all"``, ``"a,b"`` or a list), in depth order.
 
     Raises
     ------
     ParameterError
         The model has no probed layers, or a name is not one of its layers.
+    EmbeddingError
+        Its layers are read from weights that are not here (:meth:`embeddings.base.ModelSpec.layer_names`).
     """
     from embeddings import registry
 
@@ -91,15 +99,28 @@ def select_layers(spec, layers: Union[str, Sequence[str]]) -> Tuple[str, ...]:
             f"model {spec.name!r} has no layers GEAR can probe (its network does not run as named torch "
             f"modules); --layers works for: {', '.join(registry.layered_models())}. Drop --layers, or run "
             f"{spec.name!r} without it")
+    available = spec.layer_names(models_dir)
     names = [s.strip() for s in layers.split(",")] if isinstance(layers, str) else [str(s).strip() for s in layers]
     if names == ["all"]:
-        return tuple(spec.layers)
-    unknown = [n for n in names if n not in spec.layers]
+        return available
+    unknown = [n for n in names if n not in available]
     if unknown or not names:
         raise ParameterError(
             f"--layers {','.join(names)!r}: model {spec.name!r} has no layer {(unknown or [''])[0]!r}; its layers "
-            f"are {', '.join(spec.layers)} (or 'all'); see `gear models --layers {spec.name}`")
-    return tuple(n for n in spec.layers if n in names)
+            f"are {', '.join(available)} (or 'all'); see `gear models --layers {spec.name}`")
+    return tuple(n for n in available if n in names)
+
+
+def layer_depths(spec, layers: Sequence[str]) -> Dict[str, dict]:
+    """``{layer: {"branch", "depth", "n_layers"}}``: depth 1 = closest to the audio, counted in the
+    order of ``layers`` (all of the model's layers, by depth) and, for a model of several networks
+    (``spec.layer_branches``), within its branch (the name up to the first ``"."``)."""
+    out: Dict[str, dict] = {}
+    for layer in layers:
+        branch = layer.split(".", 1)[0] if spec.layer_branches else ""
+        siblings = [n for n in layers if not spec.layer_branches or n.split(".", 1)[0] == branch]
+        out[layer] = {"branch": branch, "depth": siblings.index(layer) + 1, "n_layers": len(siblings)}
+    return out
 
 
 def layer_modules(model, names: Sequence[str], *, model_name: str = "model") -> Dict[str, object]:
@@ -118,12 +139,13 @@ def layer_modules(model, names: Sequence[str], *, model_name: str = "model") -> 
     taps = getattr(model, "taps", None)
     out = {}
     for name in names:
-        if isinstance(taps, torch.nn.ModuleDict) and name in taps:
-            out[name] = taps[name]
-            continue
-        try:
-            out[name] = model.get_submodule(name)
-        except AttributeError:
+        for root in ((taps,) if isinstance(taps, torch.nn.Module) else ()) + (model,):
+            try:
+                out[name] = root.get_submodule(name)
+                break
+            except AttributeError:
+                continue
+        else:
             raise ParameterError(f"model {model_name!r} has no layer {name!r} (neither a tap nor a sub-module of "
                                  f"{type(model).__name__})") from None
     return out
@@ -348,11 +370,11 @@ def layer_entries(store, spec, config, tone_set, layers: Sequence[str], *, model
     run = embed_layers(spec, tone_set, layers, models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
                        batch_size=config.batch_size, max_dim=max_dim, progress=wrapper)
     staged = [stage_embedding(store, spec, spec.name, run.embedding, config, tone_set, models_dir=models_dir)]
+    depths = layer_depths(spec, spec.layer_names(models_dir))
     for layer, layer_run in run.layers.items():
         staged.append(stage_embedding(
             store, spec, layer_name(spec.name, layer), layer_run, config, tone_set, models_dir=models_dir,
-            layer={"layer": layer, "depth": spec.layers.index(layer) + 1, "n_layers": len(spec.layers),
-                   "pooling": run.notes[layer]}))
+            layer={"layer": layer, **depths[layer], "pooling": run.notes[layer]}))
     return [s for s in staged if s is not None]
 
 
@@ -390,7 +412,8 @@ def _curves(results, infos) -> Dict[str, List[dict]]:
         meta = (info.manifest.get("provenance") or {}).get("layer") if info is not None else None
         if layer is None or not isinstance(meta, dict):
             continue
-        curves.setdefault(model, []).append({
+        branch = str(meta.get("branch") or "")
+        curves.setdefault(f"{model} ({branch})" if branch else model, []).append({
             "layer": layer, "depth": int(meta.get("depth", 0)), "n_layers": int(meta.get("n_layers", 0)),
             "pooling": str(meta.get("pooling", "")), "dim": result.embedding_dim,
             "normalised": {k: float(v) for k, v in result.normalised.items()}})

@@ -618,7 +618,7 @@ def run(
             warnings.warn(f"{spec.name} skipped: {where}", stacklevel=2)
     if not runnable:
         raise ParameterError("no model could run; see `gear models` for what is missing")
-    probed = _probed_layers(store, runnable, layers, scheduler, explicit=models is not None)
+    probed = _probed_layers(store, runnable, layers, scheduler, explicit=models is not None, models_dir=models_dir)
     names = [spec.name for spec in runnable] + [n for spec in runnable for n in probed.get(spec.name, ())]
     settings = config.settings()
     replacing = names + [n for n in store.names() if split_layer(n)[0] in names]  # stale layers of these models
@@ -652,7 +652,7 @@ def run(
     return store.load_results(names=names)
 
 
-def _probed_layers(store, specs, layers, scheduler, *, explicit: bool = True) -> dict:
+def _probed_layers(store, specs, layers, scheduler, *, explicit: bool = True, models_dir=None) -> dict:
     """``{model: [entry names MODEL/LAYER]}`` of ``gear run --layers`` (checked before any work). Without
     ``explicit`` models (the default models), those without probed layers run plainly."""
     if layers is None:
@@ -668,7 +668,9 @@ def _probed_layers(store, specs, layers, scheduler, *, explicit: bool = True) ->
         if not spec.layers and not explicit:
             log.info("%s has no probed layers: run without --layers", spec.name)
             continue
-        out[spec.name] = [layer_name(spec.name, layer) for layer in select_layers(spec, layers)]
+        with lower_layer_errors():
+            chosen = select_layers(spec, layers, models_dir=models_dir)
+        out[spec.name] = [layer_name(spec.name, layer) for layer in chosen]
         for name in out[spec.name]:
             store.check_name_for(name, kind=REGISTRY, source=spec.name)
     return out

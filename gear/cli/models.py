@@ -18,7 +18,7 @@ def _cmd_models(args) -> int:
     from embeddings import registry
 
     if args.layers is not None:
-        return _print_layers(args.layers)
+        return _print_layers(args.layers, args.models_dir)
     rows = []
     for spec in registry.list_models():
         with lower_layer_errors():
@@ -46,12 +46,13 @@ def _row(spec, models_dir) -> tuple:
     return (spec.name, "yes" if ok else "no", "yes" if spec.default else "", weights, where)
 
 
-def _print_layers(name: str) -> int:
+def _print_layers(name: str, models_dir) -> int:
     from embeddings import registry
-    from gear.layers import select_layers
+    from gear.layers import layer_depths, select_layers
 
     with lower_layer_errors():
         spec = registry.get_spec(name)
-    for depth, layer in enumerate(select_layers(spec, "all"), start=1):
-        print(f"{depth}  {layer}")
+        layers = select_layers(spec, "all", models_dir=models_dir)
+    for layer, where in layer_depths(spec, layers).items():
+        print(f"{where['branch'] + ' ' if where['branch'] else ''}{where['depth']}  {layer}")
     return 0

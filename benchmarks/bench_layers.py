@@ -17,6 +17,12 @@ Usage::
 
     python benchmarks/bench_layers.py                       # naive, paper grid (2 500 tones)
     python benchmarks/bench_layers.py --models crepe-tiny naive --n-alpha 20 --n-r 20
+    python benchmarks/bench_layers.py --models byols hybrid-byols openl3 --random-weights
+
+``--random-weights`` writes checkpoints of the published architectures with random values in the
+upstream formats (serab-byols ``.pth``, torchopenl3 ``.pth.tar``) to a temporary models folder: the
+published weights cannot be obtained here, and the cost of a forward pass does not depend on the
+values. Otherwise ``--models-dir`` (or ``$GEAR_MODELS_DIR``) must hold the weights.
 """
 from __future__ import annotations
 
@@ -31,7 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: The class whose forward calls are counted (the network the layers belong to).
 NETWORKS = {"naive": "embeddings.naive:RandomProjectionMelEmbedding", "crepe-full": "embeddings.crepe:CrepeEmbedding",
-            "crepe-tiny": "embeddings.crepe:CrepeEmbedding", "aisfx": "aisfx.models.cnn2d:EmbeddingNet"}
+            "crepe-tiny": "embeddings.crepe:CrepeEmbedding", "aisfx": "aisfx.models.cnn2d:EmbeddingNet",
+            "byols": "embeddings.byols:BYOLSEmbedding", "hybrid-byols": "embeddings.byols:BYOLSEmbedding",
+            "openl3": "embeddings.openl3:OpenL3Embedding", "openl3-512": "embeddings.openl3:OpenL3Embedding",
+            "resemblyzer": "resemblyzer.voice_encoder:VoiceEncoder", "wav2vec2": "embeddings.wav2vec2:Wav2Vec2Embedding",
+            "gura-fusion-cat-xwc": "embeddings.gura:GURAFusion"}
 
 _CHILD = r"""
 import importlib, json, math, resource, sys, time
@@ -51,14 +61,15 @@ if args["stage"] == "embed":
     tones = GearConfig(grid_kwargs=args["grid"]).tone_set()
     if args["layers"]:
         from gear.layers import embed_layers
-        embed_layers(spec, tones, spec.layers, use_cache=False)
+        embed_layers(spec, tones, spec.layer_names(args["models_dir"]), models_dir=args["models_dir"], use_cache=False)
     else:
         from gear.embedder import embed_model
-        embed_model(spec, tones, use_cache=False)
+        embed_model(spec, tones, models_dir=args["models_dir"], use_cache=False)
     n = tones.n_sounds
 else:
     from gear.cli import main
     argv = ["run", "--models", args["model"], "--out", args["out"], "--no-cache", "-q"]
+    argv += ["--models-dir", args["models_dir"]] if args["models_dir"] else []
     argv += [f"--{k.replace('_', '-')}={v}" for k, v in args["grid"].items()]
     assert main(argv + (["--layers", "all"] if args["layers"] else [])) == 0
     from gear.pipeline import GearConfig
@@ -69,9 +80,27 @@ print(json.dumps({"wall_s": wall, "forward_calls": len(calls), "batches": math.c
 """
 
 
-def measure(model: str, stage: str, layers: bool, grid: dict) -> dict:
+def write_random_weights(folder: Path) -> None:
+    """Random-valued checkpoints of the published BYOL-S, Hybrid BYOL-S and OpenL3 mel256
+    architectures, in the upstream formats and file names the registry looks for."""
+    import torch
+
+    from embeddings import byols, openl3
+
+    cvt = byols.CvT([dict(emb_dim=64, depth=1, heads=1, mlp_mult=4), dict(emb_dim=256, depth=1, heads=3, mlp_mult=4),
+                     dict(emb_dim=512, depth=1, heads=6, mlp_mult=4)])
+    files = {"byols/cvt_s1-d1-e64_s2-d1-e256_s3-d1-e512_BYOLAs64x96-osandbyolaloss6373-e100-bs256-lr0003-rs42.pth": cvt,
+             "byols/default2048_BYOLAs64x96-2105311814-e100-bs256-lr0003-rs42.pth": byols.AudioNTT2020(d=2048),
+             "openl3/torchopenl3_mel256_music_6144.pth.tar": openl3.OpenL3Embedding("mel256", 6144)}
+    for relative, module in files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(module.state_dict(), folder / relative)
+
+
+def measure(model: str, stage: str, layers: bool, grid: dict, models_dir: str = "") -> dict:
     with tempfile.TemporaryDirectory() as out:
-        args = dict(model=model, stage=stage, layers=layers, grid=grid, out=out, network=NETWORKS[model])
+        args = dict(model=model, stage=stage, layers=layers, grid=grid, out=out, network=NETWORKS[model],
+                    models_dir=models_dir or None)
         env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True,
                               env=env, check=False)
@@ -86,7 +115,18 @@ def main(argv=None) -> int:
     parser.add_argument("--n-alpha", type=int, default=None, help="grid size (default: the paper's 50)")
     parser.add_argument("--n-r", type=int, default=None)
     parser.add_argument("--stages", nargs="+", default=["embed", "gear run"], choices=["embed", "gear run"])
+    parser.add_argument("--models-dir", default=os.environ.get("GEAR_MODELS_DIR", ""))
+    parser.add_argument("--random-weights", action="store_true",
+                        help="random-valued BYOL-S / Hybrid BYOL-S / OpenL3 checkpoints (module doc)")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.random_weights:
+            write_random_weights(Path(scratch))
+            args.models_dir = scratch
+        return _table(args)
+
+
+def _table(args) -> int:
     grid = {k: v for k, v in (("n_alpha", args.n_alpha), ("n_r", args.n_r)) if v is not None}
     header = ("model", "stage", "mode", "n_tones", "wall_s", "forward_calls", "batches", "calls_per_batch",
               "peak_rss_mb")
@@ -95,7 +135,7 @@ def main(argv=None) -> int:
     for model in args.models:
         for stage in args.stages:
             for layers in (False, True):
-                row = measure(model, "embed" if stage == "embed" else "run", layers, grid)
+                row = measure(model, "embed" if stage == "embed" else "run", layers, grid, args.models_dir)
                 per_batch = (row["forward_calls"] - 2) / row["batches"]  # less the determinism check's two calls
                 print(" | ".join([model, stage, "--layers all" if layers else "plain", str(row["n_tones"]),
                                   f"{row['wall_s']:.1f}", str(row["forward_calls"]), str(row["batches"]),

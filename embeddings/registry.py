@@ -177,6 +177,7 @@ _SPECS: List[ModelSpec] = [
         requires=("torch", "resemblyzer", "webrtcvad", "librosa"),
         find_weights=_in_wheel("resemblyzer", "pretrained.pt"),
         default=False,
+        layers=("lstm1", "lstm2", "lstm3", "projection"),
     ),
     ModelSpec(
         name="basic-pitch",

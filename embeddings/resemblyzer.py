@@ -24,6 +24,12 @@ to one partial by ``pad_mode`` (``"center"`` zeros both sides, or ``"repeat"``),
 :mod:`embeddings.yamnet`; upstream would zero-pad it at the end instead. Timestamps are
 partial centres in ms (a padded short sound: its own centre). The scene embedding is
 upstream's utterance embedding.
+
+Layers (``gear run --layers``, :data:`LAYERS`), per partial, averaged over a sound's partials:
+``lstm1`` .. ``lstm3``, the final hidden state of each LSTM layer (256 values; the embedding
+reads ``lstm3``'s), from the ``h_n`` the LSTM returns (a forward hook on ``encoder.lstm``: torch runs
+the three layers as one module), and ``projection``, the linear layer after its ReLU (the partial
+embedding before its L2 norm).
 """
 from __future__ import annotations
 
@@ -36,12 +42,13 @@ import torch
 
 from embeddings.base import EmbeddingError
 from embeddings.audio import PAD_MODES, as_audio_array, pad_to_window
-from embeddings.hear_model import HEARModel
+from embeddings.hear_model import HEARModel, make_taps
 
 __all__ = [
     "SAMPLE_RATE",
     "EMBEDDING_SIZE",
     "WINDOW_SAMPLES",
+    "LAYERS",
     "load_model",
     "get_scene_embeddings",
     "get_timestamp_embeddings",
@@ -58,6 +65,8 @@ WINDOW_SAMPLES = PARTIAL_FRAMES * HOP_SAMPLES
 #: upstream embed_utterance defaults
 RATE_PER_S = 1.3
 MIN_COVERAGE = 0.75
+#: The probed layers, by depth (module doc).
+LAYERS = ("lstm1", "lstm2", "lstm3", "projection")
 
 
 def _wheel_weights() -> Path:
@@ -68,6 +77,23 @@ def _wheel_weights() -> Path:
             "webrtcvad-wheels"
         )
     return Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
+
+
+class _ToTaps:
+    """Forward hook of the encoder's LSTM (each layer's final hidden state ``h_n[k]`` to tap
+    ``lstmK``) or of its ReLU (the output to tap ``projection``)."""
+
+    def __init__(self, taps: torch.nn.ModuleDict, *, lstm: bool):
+        self.taps = taps
+        self.lstm = lstm
+
+    def __call__(self, _module, _inputs, output) -> None:
+        if not self.lstm:
+            self.taps["projection"](output)
+            return
+        _, (hidden, _) = output
+        for k, state in enumerate(hidden, start=1):
+            self.taps[f"lstm{k}"](state)  # (partials, 256)
 
 
 class ResemblyzerModel(HEARModel):
@@ -104,6 +130,9 @@ class ResemblyzerModel(HEARModel):
         # step) loads fine that way.
         self.encoder = VoiceEncoder(device="cpu", verbose=False, weights_fpath=self.weights).eval()
         self._slicer = VoiceEncoder.compute_partial_slices
+        self.taps = make_taps(LAYERS)  # read by `gear run --layers` (module doc)
+        self.encoder.lstm.register_forward_hook(_ToTaps(self.taps, lstm=True))
+        self.encoder.relu.register_forward_hook(_ToTaps(self.taps, lstm=False))
 
     def mel(self, audio: np.ndarray) -> np.ndarray:
         """Upstream's ``wav_to_mel_spectrogram`` for a batch: ``(n, frames, 40)`` float32."""

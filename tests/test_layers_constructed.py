@@ -1,10 +1,12 @@
 """Layer-wise probes of the adapters whose weights are built here in the upstream format
-(wav2vec2, GURA, BYOL-S, Hybrid BYOL-S, OpenL3): layer names read from the weights, each tapped
-layer equal to the same network's output computed another way, one forward pass, GURA's branches.
+(wav2vec2, GURA, BYOL-S, Hybrid BYOL-S, OpenL3) and of Resemblyzer (its wheel's weights): layer
+names read from the weights, each tapped layer equal to the same network's output computed another
+way, one forward pass, GURA's branches.
 
 References: Hugging Face's own ``output_hidden_states`` and feature encoder for the wav2vec2 /
 HuBERT backbones; the encoders' sub-modules run by hand for BYOL-S; OpenL3's embedding (a max-pool
-of the last layer) bounds that layer's time mean.
+of the last layer) bounds that layer's time mean; one-layer LSTMs loaded with each of Resemblyzer's
+layers.
 """
 import numpy as np
 import pytest
@@ -223,3 +225,42 @@ def test_openl3_layers_are_tapped_in_order_and_bound_by_the_embedding():
     last = layers["audio_embedding_layer"].reshape(2, 512, 4, 8).max(axis=3)  # (sound, channel, mel block)
     pooled = embedding.numpy().reshape(2, 4, 3, 512).max(axis=2).transpose(0, 2, 1)
     assert np.all(pooled >= last - 1e-5)
+
+
+# ----------------------------------------------------------------------------- Resemblyzer (real weights)
+def test_resemblyzer_lstm_layers_equal_single_layer_lstms_run_by_hand():
+    pytest.importorskip("resemblyzer")
+    from embeddings import resemblyzer
+
+    spec = registry.get_spec("resemblyzer")
+    module, model = spec.load()
+    assert spec.layer_names() == resemblyzer.LAYERS == tuple(model.taps)
+    audio = _audio(3, 30000, seed=5)  # two partials per sound
+    embedding, layers, calls = _record(module, model, audio, resemblyzer.LAYERS)
+    assert set(calls.values()) == {1}
+    timestamps, _ = module.get_timestamp_embeddings(audio, model)  # (3, partials, 256), L2-normalised
+    lstm = model.encoder.lstm
+    # the partials' mel spectrograms, as the adapter slices them (recorded from the LSTM's input)
+    seen = []
+    handle = lstm.register_forward_hook(lambda m, inputs, output: seen.append(inputs[0]))
+    module.get_scene_embeddings(audio, model)
+    handle.remove()
+    x = seen[0]
+    states = []
+    with torch.no_grad():
+        for k in range(3):  # each layer alone: a one-layer LSTM with that layer's weights
+            single = torch.nn.LSTM(lstm.input_size if k == 0 else lstm.hidden_size, lstm.hidden_size, 1,
+                                   batch_first=True)
+            single.load_state_dict({f"{name}_l0": getattr(lstm, f"{name}_l{k}")
+                                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+            x, (h, _) = single(x)
+            states.append(h[0])
+    n_partials = timestamps.shape[1]
+    for k, state in enumerate(states, start=1):
+        expected = state.reshape(3, n_partials, -1).mean(dim=1).numpy()
+        np.testing.assert_allclose(layers[f"lstm{k}"], expected, rtol=1e-4, atol=1e-5)
+    # the projection, L2-normalised per partial, is the timestamp embedding
+    projection = torch.relu(model.encoder.linear(states[-1])).reshape(3, n_partials, -1)
+    np.testing.assert_allclose(layers["projection"], projection.mean(dim=1).detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose((projection / projection.norm(dim=2, keepdim=True)).detach().numpy(),
+                               timestamps.numpy(), rtol=1e-4, atol=1e-5)

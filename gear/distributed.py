@@ -29,8 +29,8 @@ import numpy as np
 
 from gear.errors import ParameterError
 
-__all__ = ["CONNECT_TIMEOUT_S", "TaskRerunWarning", "client_for", "analyse_many", "submit_analysis", "run_tasks",
-           "report_reruns"]
+__all__ = ["CONNECT_TIMEOUT_S", "TaskRerunWarning", "client_for", "analyse_many", "submit_analysis",
+           "embed_layers_on", "run_tasks", "report_reruns"]
 
 #: Seconds to wait for a scheduler before the address is reported unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -249,6 +249,25 @@ def report_reruns(client, futures, *, what: str) -> Dict[str, int]:
         warnings.warn(f"{len(reruns)} {what} task(s) were rerun on another worker after their worker died: {listed}",
                       TaskRerunWarning, stacklevel=2)
     return reruns
+
+
+def embed_layers_on(client, spec, tone_set, layers, *, retries: int = 1, **options):
+    """``gear run --layers`` on Dask: :func:`gear.layers.embed_layers` (every batch through the model
+    once, with the forward hooks of every layer) as one task on a worker, rerun elsewhere if that
+    worker dies. The worker loads the model itself (``models_dir`` must be a path it sees) and
+    writes the layer caches under ``cache_dir`` when it sees that path too.
+
+    Returns
+    -------
+    gear.layers.LayeredRun
+    """
+    from gear.layers import embed_layers
+
+    future = client.submit(embed_layers, spec, tone_set, tuple(layers), key=f"gear-layers-{spec.name}-"
+                           f"{os.urandom(4).hex()}", retries=retries, pure=False, **options)
+    run = future.result()
+    report_reruns(client, [future], what=f"{spec.name} layers")
+    return run
 
 
 def submit_analysis(client, name: str, embedding: EmbeddingLike, tone_set, config=None, description: str = "", *,

@@ -360,21 +360,31 @@ def embed_layers(spec, tone_set, layers: Sequence[str], *, models_dir=None, cach
 
 # ----------------------------------------------------------------------------- entries
 def layer_entries(store, spec, config, tone_set, layers: Sequence[str], *, models_dir=None, cache_dir=None,
-                  use_cache: bool = True, progress=None, max_dim: Optional[int] = None) -> list:
+                  use_cache: bool = True, progress=None, max_dim: Optional[int] = None, client=None) -> list:
     """Embed ``spec`` with ``layers`` probed and stage the entries ``MODEL`` and ``MODEL/LAYER``
-    whose stored analysis is not current (:func:`gear.pipeline.stage_embedding`)."""
+    whose stored analysis is not current (:func:`gear.pipeline.stage_embedding`).
+
+    With a Dask ``client`` the embedding pass (hooks and all) is one task on a worker
+    (:func:`gear.distributed.embed_layers_on`) and each entry's analysis is a task of its own."""
     from gear.pipeline import stage_embedding
     from gear.store import layer_name
 
-    wrapper = progress(f"embedding {spec.name} (+{len(layers)} layers)") if progress is not None else None
-    run = embed_layers(spec, tone_set, layers, models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache,
-                       batch_size=config.batch_size, max_dim=max_dim, progress=wrapper)
-    staged = [stage_embedding(store, spec, spec.name, run.embedding, config, tone_set, models_dir=models_dir)]
+    options = dict(models_dir=models_dir, cache_dir=cache_dir, use_cache=use_cache, batch_size=config.batch_size,
+                   max_dim=max_dim)
+    if client is None:
+        wrapper = progress(f"embedding {spec.name} (+{len(layers)} layers)") if progress is not None else None
+        run = embed_layers(spec, tone_set, layers, progress=wrapper, **options)
+    else:
+        from gear.distributed import embed_layers_on
+
+        run = embed_layers_on(client, spec, tone_set, layers, **options)
+    staged = [stage_embedding(store, spec, spec.name, run.embedding, config, tone_set, models_dir=models_dir,
+                              client=client)]
     depths = layer_depths(spec, spec.layer_names(models_dir))
     for layer, layer_run in run.layers.items():
         staged.append(stage_embedding(
             store, spec, layer_name(spec.name, layer), layer_run, config, tone_set, models_dir=models_dir,
-            layer={"layer": layer, **depths[layer], "pooling": run.notes[layer]}))
+            client=client, layer={"layer": layer, **depths[layer], "pooling": run.notes[layer]}))
     return [s for s in staged if s is not None]
 
 

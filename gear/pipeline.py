@@ -581,7 +581,8 @@ def run(
     layers : str or sequence of str, optional
         ``"all"`` or layer names: also store each named layer's time-pooled output as a result
         ``MODEL/LAYER``, read by forward hooks during the one embedding pass (:mod:`gear.layers`;
-        not with ``scheduler``). Named ``models`` must all have probed layers; of the default
+        with ``scheduler``, that pass is one task on a worker and every entry's analysis a task of
+        its own). Named ``models`` must all have probed layers; of the default
         models, those without run plainly.
     max_dim : int, optional
         Largest embedding (and pooled layer) stored (default
@@ -618,7 +619,7 @@ def run(
             warnings.warn(f"{spec.name} skipped: {where}", stacklevel=2)
     if not runnable:
         raise ParameterError("no model could run; see `gear models` for what is missing")
-    probed = _probed_layers(store, runnable, layers, scheduler, explicit=models is not None, models_dir=models_dir)
+    probed = _probed_layers(store, runnable, layers, explicit=models is not None, models_dir=models_dir)
     names = [spec.name for spec in runnable] + [n for spec in runnable for n in probed.get(spec.name, ())]
     settings = config.settings()
     replacing = names + [n for n in store.names() if split_layer(n)[0] in names]  # stale layers of these models
@@ -633,7 +634,7 @@ def run(
                 pending.extend(layer_entries(store, spec, config, tone_set,
                                              [split_layer(n)[1] for n in probed[spec.name]], models_dir=models_dir,
                                              cache_dir=cache_dir, use_cache=use_cache, progress=progress,
-                                             max_dim=max_dim))
+                                             max_dim=max_dim, client=client))
             else:
                 stage = _registry_entry(store, spec, config, tone_set, models_dir=models_dir, cache_dir=cache_dir,
                                         use_cache=use_cache, progress=progress, client=client,
@@ -652,14 +653,11 @@ def run(
     return store.load_results(names=names)
 
 
-def _probed_layers(store, specs, layers, scheduler, *, explicit: bool = True, models_dir=None) -> dict:
+def _probed_layers(store, specs, layers, *, explicit: bool = True, models_dir=None) -> dict:
     """``{model: [entry names MODEL/LAYER]}`` of ``gear run --layers`` (checked before any work). Without
     ``explicit`` models (the default models), those without probed layers run plainly."""
     if layers is None:
         return {}
-    if scheduler is not None:
-        raise ParameterError("--layers runs the models in this process (its hooks read one forward pass); drop "
-                             "--scheduler, or run the layers separately")
     from gear.layers import select_layers
     from gear.store import REGISTRY, layer_name
 

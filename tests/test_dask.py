@@ -284,3 +284,24 @@ def test_run_tasks_match_the_clients_thread_counts():
     if here.get("blas", 1) > 1:  # the control: without matching the worker differs
         assert plain != here
     assert gd.run_tasks(divmod, {"a": (7, 2), "b": (9, 4)}) == {"a": (3, 1), "b": (2, 1)}  # serial
+
+
+def test_gear_run_layers_on_a_cluster_equals_the_serial_run(cluster, tmp_path):
+    """`gear run --layers all --scheduler tcp://...`: the layered pass is a task on a worker process
+    and each of the 1 + 3 entries is analysed by a task; scores.csv equals the serial layered run's."""
+    from gear.cli import main
+
+    client, _ = cluster
+    args = ["--models", "naive", "--layers", "all", "--n-alpha", "12", "--n-r", "12", "--isomap-neighbors", "20",
+            "--neighbors", "8", "--n-bootstrap", "100", "-q"]
+    assert main(["run", "--out", str(tmp_path / "serial"), "--cache-dir", str(tmp_path / "c0"), *args]) == 0
+    assert main(["run", "--out", str(tmp_path / "dask"), "--cache-dir", str(tmp_path / "c1"), "--scheduler",
+                 client.scheduler.address, *args]) == 0
+    ran = set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
+    assert any(p.startswith("gear-layers") for p in ran) and any(p.startswith("gear-analyse") for p in ran), ran
+    assert (tmp_path / "dask" / "scores.csv").read_bytes() == (tmp_path / "serial" / "scores.csv").read_bytes()
+    assert "naive/log_mel" in (tmp_path / "dask" / "scores.csv").read_text()
+    for entry in ("naive", "naive%2Fpower", "naive%2Flog_mel", "naive%2Fprojection"):
+        np.testing.assert_allclose(np.load(tmp_path / "dask" / "models" / entry / "embedding.npy"),
+                                   np.load(tmp_path / "serial" / "models" / entry / "embedding.npy"), rtol=1e-5,
+                                   atol=1e-4)

@@ -233,7 +233,6 @@ def test_bad_layer_entry_names_are_refused(bad):
      "works for: naive, crepe-full, crepe-tiny, aisfx"),
     (["--models", "naive", "--layers", "log_mel,conv9"], "model 'naive' has no layer 'conv9'; its layers are power, "
                                                          "log_mel, projection"),
-    (["--models", "naive", "--layers", "all", "--scheduler", "local:1"], "--layers runs the models in this process"),
 ])
 def test_bad_layers_give_a_clear_error_without_traceback(argv, message, tmp_path, capsys):
     assert cli.main(["run", "--out", str(tmp_path / "x"), "-q"] + argv) == 2

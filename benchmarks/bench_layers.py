@@ -40,8 +40,8 @@ NETWORKS = {"naive": "embeddings.naive:RandomProjectionMelEmbedding", "crepe-ful
             "crepe-tiny": "embeddings.crepe:CrepeEmbedding", "aisfx": "aisfx.models.cnn2d:EmbeddingNet",
             "byols": "embeddings.byols:BYOLSEmbedding", "hybrid-byols": "embeddings.byols:BYOLSEmbedding",
             "openl3": "embeddings.openl3:OpenL3Embedding", "openl3-512": "embeddings.openl3:OpenL3Embedding",
-            "resemblyzer": "resemblyzer.voice_encoder:VoiceEncoder", "wav2vec2": "embeddings.wav2vec2:Wav2Vec2Embedding",
-            "gura-fusion-cat-xwc": "embeddings.gura:GURAFusion"}
+            "resemblyzer": "resemblyzer.voice_encoder:VoiceEncoder",
+            "wav2vec2": "embeddings.wav2vec2:Wav2Vec2Embedding", "gura-fusion-cat-xwc": "embeddings.gura:GURAFusion"}
 
 _CHILD = r"""
 import importlib, json, math, resource, sys, time

@@ -73,8 +73,8 @@ import numpy as np
 from gear.errors import ParameterError, lower_layer_errors
 from gear.files import atomic_write_text
 
-__all__ = ["POOLING_VERSION", "LayerRecorder", "LayeredRun", "select_layers", "layer_depths", "layer_modules", "pool_output",
-           "embed_layers", "layer_entries", "layers_section"]
+__all__ = ["POOLING_VERSION", "LayerRecorder", "LayeredRun", "select_layers", "layer_depths", "layer_modules",
+           "pool_output", "embed_layers", "layer_entries", "layers_section"]
 
 #: Version of the pooling rule above (part of the layer caches' key).
 POOLING_VERSION = 1

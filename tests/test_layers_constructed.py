@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from embeddings import registry
-from gear.layers import LayerRecorder, embed_layers, layer_depths, layer_modules, select_layers
+from gear.layers import LayerRecorder, layer_depths, layer_modules, select_layers
 from gear.pipeline import GearConfig, run
 
 transformers = pytest.importorskip("transformers")

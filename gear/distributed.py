@@ -263,11 +263,8 @@ def embed_layers_on(client, spec, tone_set, layers, *, retries: int = 1, **optio
     """
     from gear.layers import embed_layers
 
-    future = client.submit(embed_layers, spec, tone_set, tuple(layers), key=f"gear-layers-{spec.name}-"
-                           f"{os.urandom(4).hex()}", retries=retries, pure=False, **options)
-    run = future.result()
-    report_reruns(client, [future], what=f"{spec.name} layers")
-    return run
+    return run_tasks(embed_layers, {spec.name: (spec, tone_set, tuple(layers))}, client,
+                     prefix=f"gear-layers-{spec.name}", retries=retries, kwargs={spec.name: options})[spec.name]
 
 
 def submit_analysis(client, name: str, embedding: EmbeddingLike, tone_set, config=None, description: str = "", *,

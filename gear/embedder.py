@@ -44,6 +44,7 @@ __all__ = [
     "check_determinism",
     "constant_embedding",
     "DEFAULT_MEMORY_FRACTION",
+    "ram_bytes",
     "default_max_memory",
     "tone_bytes",
     "tones_per_call",
@@ -216,9 +217,14 @@ def constant_embedding(embedding: np.ndarray, *, tolerance: float = CONSTANT_TOL
 
 
 # ----------------------------------------------------------------------------- memory budget
+def ram_bytes() -> int:
+    """This machine's RAM, in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def default_max_memory() -> int:
-    """:data:`DEFAULT_MEMORY_FRACTION` of this machine's RAM, in bytes."""
-    return int(DEFAULT_MEMORY_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    """:data:`DEFAULT_MEMORY_FRACTION` of this machine's RAM (:func:`ram_bytes`), in bytes."""
+    return int(DEFAULT_MEMORY_FRACTION * ram_bytes())
 
 
 def tone_bytes(n_samples: int, dim: int) -> int:

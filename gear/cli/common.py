@@ -33,9 +33,9 @@ def memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a memory size such as 4GB, 500MB or 30%, got {text!r}")
     value = float(match.group(1))
     if unit == "%":
-        import os
+        from gear.embedder import ram_bytes
 
-        return int(value / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        return int(value / 100 * ram_bytes())
     return int(value * _UNITS[unit])
 
 
